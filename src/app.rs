@@ -22,13 +22,14 @@ use crate::host::variables::VariablesState;
 use crate::host::{self, HostState};
 use crate::instances::{Expiration, InstanceObserver, ReuseConfig, Worker};
 use crate::manifest::{FileMount, Manifest, Route};
+use crate::pg_permits::PgPermits;
 use crate::routes::Router;
-use crate::runtime_config::RuntimeConfig;
 use crate::variables::{AppVariables, ComponentVariables};
 
 /// Resources shared by every instance of every component of the app.
 pub struct Shared {
     pub pg_pools: Arc<PgPools>,
+    pub pg_permits: Arc<PgPermits>,
     pub redis: Arc<RedisClients>,
     pub reuse: ReuseConfig,
     pub observer: Arc<dyn InstanceObserver>,
@@ -66,7 +67,12 @@ impl HandlerState for ComponentTemplate {
                 allowed: self.allowed.clone(),
                 chain: self.shared.chain.clone(),
             },
-            pg: PgState::new(self.id.clone(), self.allowed.clone(), self.shared.pg_pools.clone()),
+            pg: PgState::new(
+                self.id.clone(),
+                self.allowed.clone(),
+                self.shared.pg_pools.clone(),
+                self.shared.pg_permits.clone(),
+            ),
             redis: RedisState::new(self.id.clone(), self.allowed.clone(), self.shared.redis.clone()),
             vars: VariablesState {
                 vars: self.vars.clone(),
@@ -74,6 +80,7 @@ impl HandlerState for ComponentTemplate {
         };
         let mut store = Store::new(&self.engine, data);
         let proxy = self.pre.instantiate_async(&mut store).await?;
+        self.shared.observer.instance_created(&self.id);
         let (expiration, request_timeout) = Expiration::new(&self.shared.reuse);
         Ok(Instance {
             store,
@@ -95,14 +102,14 @@ pub struct App {
     pub name: String,
     pub router: Router,
     pub handlers: HashMap<String, ProxyHandler<ComponentTemplate>>,
-    pub runtime_config: RuntimeConfig,
+    pub metrics: Arc<crate::metrics::RuntimeMetrics>,
 }
 
 pub struct LoadOptions<'a> {
     pub manifest_path: &'a Path,
-    pub runtime_config: RuntimeConfig,
+    pub pg_permits: Arc<PgPermits>,
     pub reuse: ReuseConfig,
-    pub observer: Arc<dyn InstanceObserver>,
+    pub metrics: Arc<crate::metrics::RuntimeMetrics>,
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
 
@@ -119,9 +126,10 @@ impl App {
         let linker: Linker<HostState> = host::linker(engine)?;
         let shared = Arc::new(Shared {
             pg_pools: Arc::default(),
+            pg_permits: opts.pg_permits,
             redis: Arc::default(),
             reuse: opts.reuse,
-            observer: opts.observer,
+            observer: opts.metrics.clone(),
             chain: Arc::new(OnceLock::new()),
         });
 
@@ -143,7 +151,7 @@ impl App {
             name: manifest.application.name.clone(),
             router,
             handlers,
-            runtime_config: opts.runtime_config,
+            metrics: opts.metrics,
         });
         let weak: Weak<dyn ChainTarget> = Arc::downgrade(&(app.clone() as Arc<dyn ChainTarget>));
         let _ = shared.chain.set(weak);
@@ -210,9 +218,14 @@ impl ChainTarget for App {
         let Some(handler) = self.handlers.get(&component).cloned() else {
             return Box::pin(async { Err(wasmtime_wasi_http::Error::DestinationNotFound) });
         };
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let request = crate::server::prepare_chained(request, &component);
-            handler.handle((), request).await.map_err(|e| {
+            let started = std::time::Instant::now();
+            let result = handler.handle((), request).await;
+            let status = result.as_ref().map_or(500, |r| r.status().as_u16());
+            metrics.request(&component, status, started.elapsed());
+            result.map_err(|e| {
                 tracing::error!(target_component = %component, error = %e, "chained request failed");
                 wasmtime_wasi_http::Error::InternalError(Some(e.to_string()))
             })

@@ -150,6 +150,7 @@ impl WorkerExpiration for Expiration {
 
 /// Hooks the runtime uses to observe instances (metrics, logs); see `crate::metrics`.
 pub trait InstanceObserver: Send + Sync + 'static {
+    fn instance_created(&self, component: &str);
     fn instance_dropped(&self, component: &str, result: &wasmtime::Result<()>);
 }
 

@@ -9,6 +9,8 @@ mod compile;
 mod host;
 mod instances;
 mod manifest;
+mod metrics;
+mod pg_permits;
 mod routes;
 mod runtime_config;
 mod server;
@@ -16,7 +18,6 @@ mod variables;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -66,17 +67,9 @@ struct UpArgs {
     /// Compile components in memory only.
     #[arg(long)]
     no_cache: bool,
-}
-
-struct LogObserver;
-
-impl instances::InstanceObserver for LogObserver {
-    fn instance_dropped(&self, component: &str, result: &wasmtime::Result<()>) {
-        match result {
-            Ok(()) => tracing::debug!(%component, "instance dropped"),
-            Err(e) => tracing::warn!(%component, error = %format!("{e:?}"), "instance failed"),
-        }
-    }
+    /// Serve the runtime's own Prometheus metrics on this address (off by default).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn engine() -> anyhow::Result<wasmtime::Engine> {
@@ -100,20 +93,33 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         None => Default::default(),
     };
     let engine = engine()?;
+    let pg_permits = pg_permits::PgPermits::new(runtime_config.outbound_pg.max_connections);
+    let metrics = metrics::RuntimeMetrics::new(pg_permits.clone());
+    if let Some(addr) = args.metrics_listen {
+        let metrics = metrics.clone();
+        let listener_check = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        drop(listener_check);
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(metrics, addr).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
     let started = std::time::Instant::now();
     let env = |k: &str| std::env::var(k).ok();
     let app = app::App::load(
         &engine,
         app::LoadOptions {
             manifest_path: &args.manifest,
-            runtime_config,
+            pg_permits,
             reuse: ReuseConfig {
                 max_reuse: args.max_instance_reuse_count,
                 max_concurrent: args.max_instance_concurrent_reuse_count,
                 idle_timeout: args.idle_instance_timeout,
                 request_timeout: args.request_timeout,
             },
-            observer: Arc::new(LogObserver),
+            metrics,
             env: &env,
         },
     )

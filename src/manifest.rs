@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+// Fields the runtime does not act on are still parsed, so that the manifest is validated as
+// strictly as Spin validates it.
+
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read manifest {path}: {source}")]
@@ -34,6 +37,7 @@ pub struct Manifest {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct Application {
     pub name: String,
     #[serde(default)]
@@ -44,9 +48,11 @@ pub struct Application {
     pub authors: Vec<String>,
 }
 
-/// An application variable: either has a default or is required; `secret` only affects logging.
+/// An application variable: either has a default or is required. (`secret` matters to Spin's
+/// logging; this runtime never logs variable values at all.)
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct VariableDecl {
     #[serde(default)]
     pub default: Option<String>,
@@ -65,6 +71,7 @@ pub struct Triggers {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct HttpTrigger {
     #[serde(default)]
     pub id: Option<String>,
@@ -77,6 +84,7 @@ pub struct HttpTrigger {
 /// `route = "/path/..."` or `route = { private = true }` (reachable only by service chaining).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
+#[allow(dead_code)]
 pub enum Route {
     Path(String),
     Private(PrivateRoute),
@@ -84,12 +92,14 @@ pub enum Route {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct PrivateRoute {
     pub private: bool,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct Component {
     pub source: String,
     #[serde(default)]

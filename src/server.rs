@@ -102,6 +102,8 @@ pub async fn handle(
             text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
     };
+    app.metrics
+        .request(&component, response.status().as_u16(), started.elapsed());
     tracing::debug!(
         %component, %method, %path, status = response.status().as_u16(),
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "request"

@@ -7,8 +7,6 @@ use crate::manifest::VariableDecl;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum VariableError {
-    #[error("invalid variable name {0}")]
-    InvalidName(String),
     #[error("invalid template {template:?}: {reason}")]
     InvalidTemplate { template: String, reason: String },
     #[error("template {template:?} refers to undefined application variable `{name}`")]
@@ -45,11 +43,11 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Application variables with their final values (environment overrides applied).
+/// Application variables with their final values (environment overrides applied). Values are
+/// never logged: some are secrets.
 #[derive(Debug, Clone, Default)]
 pub struct AppVariables {
     values: HashMap<String, String>,
-    secret: Vec<String>,
 }
 
 impl AppVariables {
@@ -59,27 +57,15 @@ impl AppVariables {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, VariableError> {
         let mut values = HashMap::new();
-        let mut secret = Vec::new();
         for (name, decl) in decls {
             let env_name = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
             let value = match lookup(&env_name).or_else(|| decl.default.clone()) {
                 Some(v) => v,
                 None => return Err(VariableError::MissingRequired(name.clone())),
             };
-            if decl.secret {
-                secret.push(name.clone());
-            }
             values.insert(name.clone(), value);
         }
-        Ok(Self { values, secret })
-    }
-
-    pub fn from_env(decls: &BTreeMap<String, VariableDecl>) -> Result<Self, VariableError> {
-        Self::resolve(decls, |k| std::env::var(k).ok())
-    }
-
-    pub fn is_secret(&self, name: &str) -> bool {
-        self.secret.iter().any(|s| s == name)
+        Ok(Self { values })
     }
 
     /// Expands `{{ name }}` expressions; literal text passes through unchanged.

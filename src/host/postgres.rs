@@ -15,6 +15,7 @@ use super::bindings::pg::{
 };
 use super::pg_values;
 use crate::allowed_hosts::AllowedHosts;
+use crate::pg_permits::{PgPermit, PgPermits};
 
 /// Backends per address kept by the host; Spin uses the same bound.
 const POOL_SIZE_PER_ADDRESS: usize = 64;
@@ -56,6 +57,8 @@ impl PgPools {
 /// One guest connection: a pooled backend, returned to the pool when the guest drops it.
 struct GuestConnection {
     client: Arc<deadpool_postgres::Object>,
+    // Dropped with the connection (or with the whole instance), which frees the slot.
+    _permit: PgPermit,
 }
 
 struct GuestBuilder {
@@ -67,17 +70,24 @@ pub struct PgState {
     component: Arc<str>,
     allowed: Arc<AllowedHosts>,
     pools: Arc<PgPools>,
+    permits: Arc<PgPermits>,
     connections: HashMap<u32, GuestConnection>,
     builders: HashMap<u32, GuestBuilder>,
     next_id: u32,
 }
 
 impl PgState {
-    pub fn new(component: Arc<str>, allowed: Arc<AllowedHosts>, pools: Arc<PgPools>) -> Self {
+    pub fn new(
+        component: Arc<str>,
+        allowed: Arc<AllowedHosts>,
+        pools: Arc<PgPools>,
+        permits: Arc<PgPermits>,
+    ) -> Self {
         Self {
             component,
             allowed,
             pools,
+            permits,
             connections: HashMap::new(),
             builders: HashMap::new(),
             next_id: 1,
@@ -125,10 +135,14 @@ impl PgState {
 /// What an open needs, taken out of the store so the wait happens without holding it.
 struct OpenPlan {
     pools: Arc<PgPools>,
+    permits: Arc<PgPermits>,
+    component: Arc<str>,
     address: String,
 }
 
 async fn connect(plan: OpenPlan) -> Result<GuestConnection, Error> {
+    // As in Spin: the slot first (waiting without limit), then a backend from the host pool.
+    let permit = plan.permits.acquire(&plan.component).await;
     let pool = plan.pools.pool(&plan.address)?;
     let client = pool
         .get()
@@ -136,6 +150,7 @@ async fn connect(plan: OpenPlan) -> Result<GuestConnection, Error> {
         .map_err(|e| Error::ConnectionFailed(format!("{e}")))?;
     Ok(GuestConnection {
         client: Arc::new(client),
+        _permit: permit,
     })
 }
 
@@ -227,6 +242,8 @@ impl PgState {
         self.ensure_allowed(&address)?;
         let conn = connect(OpenPlan {
             pools: self.pools.clone(),
+            permits: self.permits.clone(),
+            component: self.component.clone(),
             address,
         })
         .await?;
@@ -326,6 +343,8 @@ impl PgHost {
             state.ensure_allowed(&address)?;
             Ok::<_, Error>(OpenPlan {
                 pools: state.pools.clone(),
+                permits: state.permits.clone(),
+                component: state.component.clone(),
                 address,
             })
         })?;
