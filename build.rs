@@ -52,7 +52,8 @@ fn spin_sdk_wit_dir() -> PathBuf {
         if offline {
             cmd.arg("--offline");
         }
-        cmd.output().expect("run `cargo metadata` to locate spin-sdk")
+        cmd.output()
+            .expect("run `cargo metadata` to locate spin-sdk")
     };
     let mut output = metadata(true);
     if !output.status.success() {
@@ -69,10 +70,16 @@ fn spin_sdk_wit_dir() -> PathBuf {
     let packages = meta["packages"].as_array().expect("packages array");
     let sdk = packages
         .iter()
-        .find(|p| p["name"] == "spin-sdk" && p["version"].as_str().is_some_and(|v| v.starts_with("7.")))
+        .find(|p| {
+            p["name"] == "spin-sdk" && p["version"].as_str().is_some_and(|v| v.starts_with("7."))
+        })
         .expect("spin-sdk 7 must be a dependency of a workspace member (the components)");
     let manifest = PathBuf::from(sdk["manifest_path"].as_str().expect("manifest_path"));
     let wit = manifest.parent().expect("crate dir").join("wit");
-    assert!(wit.join("deps").is_dir(), "spin-sdk has no wit/deps at {}", wit.display());
+    assert!(
+        wit.join("deps").is_dir(),
+        "spin-sdk has no wit/deps at {}",
+        wit.display()
+    );
     wit
 }

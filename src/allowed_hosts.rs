@@ -103,7 +103,9 @@ impl AllowedHost {
             "" => return Err(err("empty host")),
             "*" => HostPattern::Any,
             h if h.starts_with("*.") => HostPattern::Subdomain(h[2..].to_ascii_lowercase()),
-            h if h.contains('*') => return Err(err("wildcards are only allowed as `*` or `*.domain`")),
+            h if h.contains('*') => {
+                return Err(err("wildcards are only allowed as `*` or `*.domain`"));
+            }
             h => HostPattern::Exact(h.to_ascii_lowercase()),
         };
         let port = match port {
@@ -185,13 +187,27 @@ mod tests {
         let a = AllowedHosts::parse(&["http://referral.spin.internal"]).unwrap();
         assert!(a.allows_chaining_to("referral"));
         assert!(!a.allows_chaining_to("vote"));
-        assert!(AllowedHosts::parse(&["http://*.spin.internal"]).unwrap().allows_chaining_to("x"));
-        assert!(!AllowedHosts::parse(&["*://*:*"]).unwrap().allows_chaining_to("x"));
+        assert!(
+            AllowedHosts::parse(&["http://*.spin.internal"])
+                .unwrap()
+                .allows_chaining_to("x")
+        );
+        assert!(
+            !AllowedHosts::parse(&["*://*:*"])
+                .unwrap()
+                .allows_chaining_to("x")
+        );
     }
 
     #[test]
     fn malformed_entries_are_refused() {
-        for bad in ["db.local", "postgres://", "postgres://a/b", "postgres://a:x", "foo://h"] {
+        for bad in [
+            "db.local",
+            "postgres://",
+            "postgres://a/b",
+            "postgres://a:x",
+            "foo://h",
+        ] {
             assert!(AllowedHosts::parse(&[bad]).is_err(), "{bad}");
         }
     }

@@ -73,7 +73,11 @@ impl HandlerState for ComponentTemplate {
                 self.shared.pg_pools.clone(),
                 self.shared.pg_permits.clone(),
             ),
-            redis: RedisState::new(self.id.clone(), self.allowed.clone(), self.shared.redis.clone()),
+            redis: RedisState::new(
+                self.id.clone(),
+                self.allowed.clone(),
+                self.shared.redis.clone(),
+            ),
             vars: VariablesState {
                 vars: self.vars.clone(),
             },
@@ -138,8 +142,9 @@ impl App {
             let source = base.join(&component.source);
             let wasm = crate::compile::load_component(engine, &source)
                 .with_context(|| format!("loading component `{id}` from {}", source.display()))?;
-            let template = Self::template(engine, &linker, id, component, &wasm, &base, &vars, &shared)
-                .with_context(|| format!("preparing component `{id}`"))?;
+            let template =
+                Self::template(engine, &linker, id, component, &wasm, &base, &vars, &shared)
+                    .with_context(|| format!("preparing component `{id}`"))?;
             handlers.insert(id.clone(), ProxyHandler::new(template));
         }
 
@@ -204,7 +209,10 @@ impl App {
             .handlers
             .get(component)
             .with_context(|| format!("no component named `{component}`"))?;
-        handler.handle((), request).await.map_err(anyhow::Error::from)
+        handler
+            .handle((), request)
+            .await
+            .map_err(anyhow::Error::from)
     }
 }
 
@@ -213,8 +221,11 @@ impl ChainTarget for App {
         &self,
         component: String,
         request: http::Request<WasiBody>,
-    ) -> Pin<Box<dyn Future<Output = Result<http::Response<WasiBody>, wasmtime_wasi_http::Error>> + Send>>
-    {
+    ) -> Pin<
+        Box<
+            dyn Future<Output = Result<http::Response<WasiBody>, wasmtime_wasi_http::Error>> + Send,
+        >,
+    > {
         let Some(handler) = self.handlers.get(&component).cloned() else {
             return Box::pin(async { Err(wasmtime_wasi_http::Error::DestinationNotFound) });
         };
@@ -245,7 +256,9 @@ fn file_mounts(base: &Path, files: &[FileMount]) -> anyhow::Result<Vec<(PathBuf,
             FileMount::Pattern(p) => (p.as_str(), format!("/{}", p.trim_start_matches("./"))),
         };
         if source.contains(['*', '?', '[']) {
-            bail!("file pattern {source:?}: glob patterns are not supported by this runtime; mount a directory instead");
+            bail!(
+                "file pattern {source:?}: glob patterns are not supported by this runtime; mount a directory instead"
+            );
         }
         let host = base.join(source);
         if !host.is_dir() {

@@ -32,8 +32,15 @@ pub fn load_component(engine: &Engine, path: &Path) -> anyhow::Result<Component>
     };
     let mut hasher = Sha256::new();
     hasher.update(&bytes);
-    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut HashWriter(&mut hasher));
-    let key: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    std::hash::Hash::hash(
+        &engine.precompile_compatibility_hash(),
+        &mut HashWriter(&mut hasher),
+    );
+    let key: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let cached = dir.join(format!("{key}.cwasm"));
 
     if cached.is_file() {

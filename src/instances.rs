@@ -63,7 +63,9 @@ pub fn parse_count(s: &str) -> Result<Pick<u64>, String> {
 pub fn parse_duration(s: &str) -> Result<Pick<Duration>, String> {
     fn one(v: &str) -> Result<Duration, String> {
         let v = v.trim();
-        let split = v.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(v.len());
+        let split = v
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(v.len());
         let (num, unit) = v.split_at(split);
         let n: f64 = num.parse().map_err(|_| format!("invalid duration {v:?}"))?;
         let secs = match unit {
@@ -71,7 +73,11 @@ pub fn parse_duration(s: &str) -> Result<Pick<Duration>, String> {
             "s" | "" => n,
             "m" => n * 60.0,
             "h" => n * 3600.0,
-            _ => return Err(format!("invalid duration unit in {v:?} (use ms, s, m or h)")),
+            _ => {
+                return Err(format!(
+                    "invalid duration unit in {v:?} (use ms, s, m or h)"
+                ));
+            }
         };
         Ok(Duration::from_secs_f64(secs))
     }
@@ -116,7 +122,10 @@ pub struct Expiration {
 
 impl Expiration {
     pub fn new(reuse: &ReuseConfig) -> (Self, Duration) {
-        let request = reuse.request_timeout.as_ref().map_or(Duration::MAX, Pick::<Duration>::pick);
+        let request = reuse
+            .request_timeout
+            .as_ref()
+            .map_or(Duration::MAX, Pick::<Duration>::pick);
         let exp = Self {
             idle: reuse.idle_timeout.pick(),
             request,
@@ -127,7 +136,12 @@ impl Expiration {
 }
 
 impl WorkerExpiration for Expiration {
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>, status: WorkerStatus, start: Instant) -> Poll<()> {
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
         let me = self.get_mut();
         let timeout = match status {
             WorkerStatus::Idle => me.idle,
@@ -214,9 +228,18 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("1s").unwrap(), Pick::fixed(Duration::from_secs(1)));
-        assert_eq!(parse_duration("250ms").unwrap(), Pick::fixed(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m").unwrap(), Pick::fixed(Duration::from_secs(120)));
+        assert_eq!(
+            parse_duration("1s").unwrap(),
+            Pick::fixed(Duration::from_secs(1))
+        );
+        assert_eq!(
+            parse_duration("250ms").unwrap(),
+            Pick::fixed(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_duration("2m").unwrap(),
+            Pick::fixed(Duration::from_secs(120))
+        );
         assert!(parse_duration("1 fortnight").is_err());
         assert!(parse_duration("2s..1s").is_err());
     }

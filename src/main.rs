@@ -26,7 +26,11 @@ use tracing_subscriber::EnvFilter;
 use crate::instances::{Pick, ReuseConfig, parse_count, parse_duration};
 
 #[derive(Parser)]
-#[command(name = "honey", version, about = "A Spin-compatible runtime for the honey conference poll")]
+#[command(
+    name = "honey",
+    version,
+    about = "A Spin-compatible runtime for the honey conference poll"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -150,10 +154,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -166,7 +171,8 @@ async fn shutdown_signal() {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("HONEY_LOG").unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn")),
+            EnvFilter::try_from_env("HONEY_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -179,7 +179,9 @@ impl Manifest {
             if let Route::Path(p) = &trigger.route
                 && !p.starts_with('/')
             {
-                return Err(ManifestError::Invalid(format!("route `{p}` must start with '/'")));
+                return Err(ManifestError::Invalid(format!(
+                    "route `{p}` must start with '/'"
+                )));
             }
         }
         for (id, component) in &self.component {

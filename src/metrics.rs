@@ -15,7 +15,9 @@ use hyper_util::rt::TokioIo;
 use crate::instances::InstanceObserver;
 use crate::pg_permits::PgPermits;
 
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 #[derive(Default, Clone)]
 struct Histogram {
@@ -51,7 +53,9 @@ impl RuntimeMetrics {
 
     pub fn request(&self, component: &str, status: u16, elapsed: Duration) {
         let mut m = self.lock();
-        *m.requests.entry((component.to_owned(), status)).or_default() += 1;
+        *m.requests
+            .entry((component.to_owned(), status))
+            .or_default() += 1;
         let h = m.latency.entry(component.to_owned()).or_default();
         let secs = elapsed.as_secs_f64();
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -76,41 +80,92 @@ impl RuntimeMetrics {
     pub fn render(&self) -> String {
         let m = self.lock();
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP honey_runtime_pg_permits_in_use Postgres connection permits held by guests.");
+        let _ = writeln!(
+            out,
+            "# HELP honey_runtime_pg_permits_in_use Postgres connection permits held by guests."
+        );
         let _ = writeln!(out, "# TYPE honey_runtime_pg_permits_in_use gauge");
-        let _ = writeln!(out, "honey_runtime_pg_permits_in_use {}", self.permits.in_use());
-        let _ = writeln!(out, "# HELP honey_runtime_pg_permits_limit outbound_pg.max_connections (absent when unlimited).");
+        let _ = writeln!(
+            out,
+            "honey_runtime_pg_permits_in_use {}",
+            self.permits.in_use()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP honey_runtime_pg_permits_limit outbound_pg.max_connections (absent when unlimited)."
+        );
         let _ = writeln!(out, "# TYPE honey_runtime_pg_permits_limit gauge");
         if let Some(limit) = self.permits.limit() {
             let _ = writeln!(out, "honey_runtime_pg_permits_limit {limit}");
         }
-        let _ = writeln!(out, "# HELP honey_runtime_pg_permit_waiters Guest opens waiting for a free permit.");
+        let _ = writeln!(
+            out,
+            "# HELP honey_runtime_pg_permit_waiters Guest opens waiting for a free permit."
+        );
         let _ = writeln!(out, "# TYPE honey_runtime_pg_permit_waiters gauge");
-        let _ = writeln!(out, "honey_runtime_pg_permit_waiters {}", self.permits.waiting());
-        let _ = writeln!(out, "# HELP honey_runtime_instances Live component instances.");
+        let _ = writeln!(
+            out,
+            "honey_runtime_pg_permit_waiters {}",
+            self.permits.waiting()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP honey_runtime_instances Live component instances."
+        );
         let _ = writeln!(out, "# TYPE honey_runtime_instances gauge");
         for (c, n) in &m.live {
             let _ = writeln!(out, "honey_runtime_instances{{component=\"{c}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP honey_runtime_instances_created_total Component instances created.");
+        let _ = writeln!(
+            out,
+            "# HELP honey_runtime_instances_created_total Component instances created."
+        );
         let _ = writeln!(out, "# TYPE honey_runtime_instances_created_total counter");
         for (c, n) in &m.instantiated {
-            let _ = writeln!(out, "honey_runtime_instances_created_total{{component=\"{c}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "honey_runtime_instances_created_total{{component=\"{c}\"}} {n}"
+            );
         }
-        let _ = writeln!(out, "# HELP honey_runtime_requests_total Requests handled, per component and status.");
+        let _ = writeln!(
+            out,
+            "# HELP honey_runtime_requests_total Requests handled, per component and status."
+        );
         let _ = writeln!(out, "# TYPE honey_runtime_requests_total counter");
         for ((c, s), n) in &m.requests {
-            let _ = writeln!(out, "honey_runtime_requests_total{{component=\"{c}\",status=\"{s}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "honey_runtime_requests_total{{component=\"{c}\",status=\"{s}\"}} {n}"
+            );
         }
-        let _ = writeln!(out, "# HELP honey_runtime_handler_seconds Time until the component produced a response.");
+        let _ = writeln!(
+            out,
+            "# HELP honey_runtime_handler_seconds Time until the component produced a response."
+        );
         let _ = writeln!(out, "# TYPE honey_runtime_handler_seconds histogram");
         for (c, h) in &m.latency {
             for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "honey_runtime_handler_seconds_bucket{{component=\"{c}\",le=\"{b}\"}} {}", h.counts[i]);
+                let _ = writeln!(
+                    out,
+                    "honey_runtime_handler_seconds_bucket{{component=\"{c}\",le=\"{b}\"}} {}",
+                    h.counts[i]
+                );
             }
-            let _ = writeln!(out, "honey_runtime_handler_seconds_bucket{{component=\"{c}\",le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "honey_runtime_handler_seconds_sum{{component=\"{c}\"}} {}", h.sum);
-            let _ = writeln!(out, "honey_runtime_handler_seconds_count{{component=\"{c}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "honey_runtime_handler_seconds_bucket{{component=\"{c}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "honey_runtime_handler_seconds_sum{{component=\"{c}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "honey_runtime_handler_seconds_count{{component=\"{c}\"}} {}",
+                h.count
+            );
         }
         out
     }
@@ -131,7 +186,9 @@ impl InstanceObserver for RuntimeMetrics {
         };
         match result {
             Ok(()) => tracing::debug!(%component, live, "instance dropped"),
-            Err(e) => tracing::warn!(%component, live, error = %format!("{e:?}"), "instance failed"),
+            Err(e) => {
+                tracing::warn!(%component, live, error = %format!("{e:?}"), "instance failed")
+            }
         }
     }
 }
@@ -152,7 +209,8 @@ pub async fn serve(metrics: Arc<RuntimeMetrics>, addr: SocketAddr) -> anyhow::Re
                     let mut resp = if req.uri().path() == "/metrics" {
                         hyper::Response::new(Full::new(Bytes::from(metrics.render())))
                     } else {
-                        let mut r = hyper::Response::new(Full::new(Bytes::from_static(b"Not Found")));
+                        let mut r =
+                            hyper::Response::new(Full::new(Bytes::from_static(b"Not Found")));
                         *r.status_mut() = hyper::StatusCode::NOT_FOUND;
                         r
                     };

@@ -45,9 +45,9 @@ impl RuntimeConfig {
             toml::from_str(text).map_err(|e| RuntimeConfigError::Invalid(e.to_string()))?;
         let mut config = RuntimeConfig::default();
         if let Some(value) = table.remove("outbound_pg") {
-            config.outbound_pg = value
-                .try_into()
-                .map_err(|e: toml::de::Error| RuntimeConfigError::Invalid(e.message().to_owned()))?;
+            config.outbound_pg = value.try_into().map_err(|e: toml::de::Error| {
+                RuntimeConfigError::Invalid(e.message().to_owned())
+            })?;
             if config.outbound_pg.max_connections == Some(0) {
                 return Err(RuntimeConfigError::Invalid(
                     "outbound_pg.max_connections must be at least 1".into(),
@@ -55,7 +55,9 @@ impl RuntimeConfig {
             }
         }
         if !table.is_empty() {
-            return Err(RuntimeConfigError::UnusedKeys(table.keys().cloned().collect()));
+            return Err(RuntimeConfigError::UnusedKeys(
+                table.keys().cloned().collect(),
+            ));
         }
         Ok(config)
     }
@@ -67,7 +69,13 @@ mod tests {
 
     #[test]
     fn empty_config_is_unlimited() {
-        assert_eq!(RuntimeConfig::parse("").unwrap().outbound_pg.max_connections, None);
+        assert_eq!(
+            RuntimeConfig::parse("")
+                .unwrap()
+                .outbound_pg
+                .max_connections,
+            None
+        );
     }
 
     #[test]
@@ -78,13 +86,20 @@ mod tests {
 
     #[test]
     fn unknown_key_in_section_names_the_expected_one() {
-        let err = RuntimeConfig::parse("[outbound_pg]\nbogus = 1\n").unwrap_err().to_string();
-        assert!(err.contains("unknown field `bogus`, expected `max_connections`"), "{err}");
+        let err = RuntimeConfig::parse("[outbound_pg]\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown field `bogus`, expected `max_connections`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_section_is_refused() {
-        let err = RuntimeConfig::parse("[bogus]\nx = 1\n").unwrap_err().to_string();
+        let err = RuntimeConfig::parse("[bogus]\nx = 1\n")
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "unused runtime config key(s): bogus");
     }
 

@@ -86,10 +86,13 @@ impl AppVariables {
                 template: template.to_owned(),
                 reason,
             })?;
-            let value = self.values.get(name).ok_or_else(|| VariableError::Undefined {
-                template: template.to_owned(),
-                name: name.to_owned(),
-            })?;
+            let value = self
+                .values
+                .get(name)
+                .ok_or_else(|| VariableError::Undefined {
+                    template: template.to_owned(),
+                    name: name.to_owned(),
+                })?;
             out.push_str(value);
             rest = &after[end + 2..];
         }
@@ -159,14 +162,20 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(vars.expand("pg://{{ host }}:5432").unwrap(), "pg://db.example:5432");
+        assert_eq!(
+            vars.expand("pg://{{ host }}:5432").unwrap(),
+            "pg://db.example:5432"
+        );
         assert_eq!(vars.expand("{{token}}").unwrap(), "s3cret");
     }
 
     #[test]
     fn templates_reject_unknown_and_unterminated() {
         let vars = AppVariables::resolve(&decls(&[("a", Some("1"))]), |_| None).unwrap();
-        assert!(matches!(vars.expand("{{ b }}"), Err(VariableError::Undefined { .. })));
+        assert!(matches!(
+            vars.expand("{{ b }}"),
+            Err(VariableError::Undefined { .. })
+        ));
         assert!(matches!(
             vars.expand("x{{ a"),
             Err(VariableError::InvalidTemplate { .. })

@@ -15,10 +15,13 @@ const CHOICES: [(&str, &str); 5] = [
 ];
 
 async fn votes_in_db(pg: &tokio_postgres::Client, marker: &str) -> i64 {
-    pg.query_one("SELECT count(*) FROM votes WHERE referral_code = $1", &[&marker])
-        .await
-        .unwrap()
-        .get(0)
+    pg.query_one(
+        "SELECT count(*) FROM votes WHERE referral_code = $1",
+        &[&marker],
+    )
+    .await
+    .unwrap()
+    .get(0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -33,7 +36,10 @@ async fn health_ready_and_version() {
 
     let r = c.get(rt.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "healthy"}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "healthy"})
+    );
 
     let r = c.get(rt.url("/ready")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -43,7 +49,10 @@ async fn health_ready_and_version() {
     let r = c.get(rt.url("/version")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["version"], "9.9.9-test", "variables reach the guest: {body}");
+    assert_eq!(
+        body["version"], "9.9.9-test",
+        "variables reach the guest: {body}"
+    );
     assert_eq!(body["conference"]["name"], "TestConf");
     redis_cleanup(&prefix).await;
 }
@@ -72,7 +81,14 @@ async fn a_vote_is_stored_then_counted() {
     let c = client();
     let pg = pg().await;
 
-    let before: Value = c.get(rt.url("/votes")).send().await.unwrap().json().await.unwrap();
+    let before: Value = c
+        .get(rt.url("/votes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     for (id, label) in CHOICES {
         assert_eq!(before[id]["label"], label);
         assert_eq!(before[id]["count"], 0, "fresh prefix starts at zero");
@@ -90,7 +106,10 @@ async fn a_vote_is_stored_then_counted() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok", "choice": "stare"}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "ok", "choice": "stare"})
+    );
 
     let rows_after: i64 = pg
         .query_one("SELECT count(*) FROM votes WHERE choice = 'stare'", &[])
@@ -98,7 +117,14 @@ async fn a_vote_is_stored_then_counted() {
         .unwrap()
         .get(0);
     assert_eq!(rows_after, rows_before + 1, "the vote is in PostgreSQL");
-    let after: Value = c.get(rt.url("/votes")).send().await.unwrap().json().await.unwrap();
+    let after: Value = c
+        .get(rt.url("/votes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(after["stare"]["count"], 1);
     assert_eq!(after["print"]["count"], 0);
     redis_cleanup(&prefix).await;
@@ -154,7 +180,14 @@ async fn invalid_votes_get_400_and_store_nothing() {
     assert!(r.json::<Value>().await.unwrap()["detail"].is_string());
 
     assert_eq!(count_all().await, before, "nothing stored");
-    let counts: Value = c.get(rt.url("/votes")).send().await.unwrap().json().await.unwrap();
+    let counts: Value = c
+        .get(rt.url("/votes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     for (id, _) in CHOICES {
         assert_eq!(counts[id]["count"], 0, "nothing counted for {id}");
     }
@@ -230,7 +263,11 @@ async fn concurrent_burst_counts_match_rows() {
         let url = rt.url("/vote");
         tasks.push(tokio::spawn(async move {
             let choice = CHOICES[i % 5].0;
-            c.post(url).json(&json!({ "choice": choice })).send().await.map(|r| r.status().as_u16())
+            c.post(url)
+                .json(&json!({ "choice": choice }))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
         }));
     }
     let mut ok = [0i64; 5];
@@ -239,7 +276,14 @@ async fn concurrent_burst_counts_match_rows() {
             ok[i % 5] += 1;
         }
     }
-    let counts: Value = c.get(rt.url("/votes")).send().await.unwrap().json().await.unwrap();
+    let counts: Value = c
+        .get(rt.url("/votes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     for (k, (id, _)) in CHOICES.iter().enumerate() {
         let rows: i64 = pg
             .query_one("SELECT count(*) FROM votes WHERE choice = $1", &[id])
@@ -248,7 +292,11 @@ async fn concurrent_burst_counts_match_rows() {
             .get(0);
         assert_eq!(ok[k], 60, "every vote answered 200 for {id}");
         assert_eq!(rows - before[k], ok[k], "PostgreSQL rows for {id}");
-        assert_eq!(counts[id]["count"].as_i64().unwrap(), ok[k], "Redis count for {id}");
+        assert_eq!(
+            counts[id]["count"].as_i64().unwrap(),
+            ok[k],
+            "Redis count for {id}"
+        );
     }
     redis_cleanup(&prefix).await;
 }
@@ -261,7 +309,10 @@ async fn pages_and_static_assets_are_served() {
         let r = c.get(rt.url(page)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{page}");
         assert!(
-            r.headers()["content-type"].to_str().unwrap().starts_with("text/html"),
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
             "{page}"
         );
     }
@@ -274,9 +325,16 @@ async fn pages_and_static_assets_are_served() {
         .find(|p| p.extension().is_some_and(|e| e == "css" || e == "js"))
         .expect("a css or js file in static/");
     let name = file.file_name().unwrap().to_str().unwrap().to_owned();
-    let r = c.get(rt.url(&format!("/static/{name}"))).send().await.unwrap();
+    let r = c
+        .get(rt.url(&format!("/static/{name}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.bytes().await.unwrap().as_ref(), std::fs::read(&file).unwrap().as_slice());
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        std::fs::read(&file).unwrap().as_slice()
+    );
 
     let r = c.get(rt.url("/static/../spin.toml")).send().await.unwrap();
     assert!(r.status().is_client_error());

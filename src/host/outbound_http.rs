@@ -49,7 +49,11 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<RequestOptions>,
         _io: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
-        let host = request.uri().host().unwrap_or_default().to_ascii_lowercase();
+        let host = request
+            .uri()
+            .host()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let scheme = request.uri().scheme_str().unwrap_or("http").to_owned();
         let port = request.uri().port_u16();
 

@@ -67,7 +67,8 @@ fn to_sql_param(value: ParameterValue) -> Result<SqlParam, String> {
         ParameterValue::RangeInt64((lo, hi)) => Box::new(make_range(lo, hi)),
         ParameterValue::RangeDecimal((lo, hi)) => {
             let conv = |b: Option<(String, RangeBoundKind)>| -> Result<_, String> {
-                b.map(|(v, k)| Ok((DecimalBound(parse_decimal(&v)?), k))).transpose()
+                b.map(|(v, k)| Ok((DecimalBound(parse_decimal(&v)?), k)))
+                    .transpose()
             };
             Box::new(make_range(conv(lo)?, conv(hi)?))
         }
@@ -108,10 +109,12 @@ where
     )
 }
 
+type Bound<U> = Option<(U, RangeBoundKind)>;
+
 fn split_range<T: PartialOrd + Clone + postgres_range::Normalizable, U>(
     r: &Range<T>,
     f: impl Fn(&T) -> U,
-) -> (Option<(U, RangeBoundKind)>, Option<(U, RangeBoundKind)>) {
+) -> (Bound<U>, Bound<U>) {
     fn bound<S: BoundSided, T: PartialOrd, U>(
         b: Option<&RangeBound<S, T>>,
         f: &impl Fn(&T) -> U,
@@ -275,7 +278,12 @@ fn column_value(row: &Row, i: usize) -> Result<DbValue, String> {
             DbValue::Date((d.year(), d.month() as u8, d.day() as u8))
         }),
         Type::TIME => value(get::<NaiveTime>(row, i)?, |t| {
-            DbValue::Time((t.hour() as u8, t.minute() as u8, t.second() as u8, t.nanosecond()))
+            DbValue::Time((
+                t.hour() as u8,
+                t.minute() as u8,
+                t.second() as u8,
+                t.nanosecond(),
+            ))
         }),
         Type::TIMESTAMP => value(get::<NaiveDateTime>(row, i)?, |dt| {
             DbValue::Datetime((
@@ -329,9 +337,10 @@ pub fn value_size(v: &DbValue) -> usize {
         DbValue::Binary(b) | DbValue::Jsonb(b) | DbValue::Unsupported(b) => b.len(),
         DbValue::ArrayInt32(a) => a.len() * 8,
         DbValue::ArrayInt64(a) => a.len() * 16,
-        DbValue::ArrayStr(a) | DbValue::ArrayDecimal(a) => {
-            a.iter().map(|s| 24 + s.as_ref().map_or(0, String::len)).sum()
-        }
+        DbValue::ArrayStr(a) | DbValue::ArrayDecimal(a) => a
+            .iter()
+            .map(|s| 24 + s.as_ref().map_or(0, String::len))
+            .sum(),
         _ => 0,
     }
 }

@@ -2,6 +2,9 @@
 //! connection is a backend checked out of a host pool shared per address (as in Spin), so an
 //! "open" does not fork a new PostgreSQL backend every time.
 
+// The interface's error type is large, and it is fixed by the WIT.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -119,7 +122,11 @@ impl PgState {
                     "unix socket addresses are not permitted".into(),
                 ));
             };
-            let port = ports.get(i).or(if ports.len() == 1 { ports.first() } else { None });
+            let port = ports.get(i).or(if ports.len() == 1 {
+                ports.first()
+            } else {
+                None
+            });
             if !self.allowed.allows("postgres", host, port.copied()) {
                 let port = port.map(|p| format!(":{p}")).unwrap_or_default();
                 tracing::warn!(component = %self.component, address = %format!("postgres://{host}{port}"), "postgres address not in allowed_outbound_hosts");
@@ -200,7 +207,9 @@ async fn run_query(
             data_type: pg_values::data_type(c.type_()),
         })
         .collect();
-    let refs = params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync));
+    let refs = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync));
     let rows = async {
         let stream = client.query_raw(&stmt, refs).await.map_err(db_error)?;
         let mut stream = std::pin::pin!(stream);
@@ -289,7 +298,10 @@ impl pg::HostConnectionBuilder for PgState {
 }
 
 impl pg::HostConnection for PgState {
-    async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
         Ok(self.open_sync(address).await)
     }
 
@@ -337,7 +349,10 @@ impl HasData for PgHost {
 }
 
 impl PgHost {
-    async fn open<T>(accessor: &Accessor<T, Self>, address: String) -> Result<Resource<Connection>, Error> {
+    async fn open<T>(
+        accessor: &Accessor<T, Self>,
+        address: String,
+    ) -> Result<Resource<Connection>, Error> {
         let plan = accessor.with(|mut access| {
             let state = access.get();
             state.ensure_allowed(&address)?;
@@ -357,7 +372,10 @@ impl PgHost {
         }))
     }
 
-    fn client<T>(accessor: &Accessor<T, Self>, conn: &Resource<Connection>) -> Result<Arc<deadpool_postgres::Object>, Error> {
+    fn client<T>(
+        accessor: &Accessor<T, Self>,
+        conn: &Resource<Connection>,
+    ) -> Result<Arc<deadpool_postgres::Object>, Error> {
         accessor.with(|mut access| access.get().client(conn.rep()))
     }
 }
@@ -368,7 +386,11 @@ impl<T> pg::HostConnectionBuilderWithStore<T> for PgHost {
         builder: Resource<ConnectionBuilder>,
     ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
         let address = accessor.with(|mut access| {
-            access.get().builders.get(&builder.rep()).map(|b| b.address.clone())
+            access
+                .get()
+                .builders
+                .get(&builder.rep())
+                .map(|b| b.address.clone())
         });
         Ok(match address {
             Some(address) => Self::open(accessor, address).await,
@@ -405,7 +427,14 @@ impl<T> pg::HostConnectionWithStore<T> for PgHost {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<
-        Result<(Vec<Column>, StreamReader<Row>, FutureReader<Result<(), Error>>), Error>,
+        Result<
+            (
+                Vec<Column>,
+                StreamReader<Row>,
+                FutureReader<Result<(), Error>>,
+            ),
+            Error,
+        >,
     > {
         let client = match Self::client(accessor, &conn) {
             Ok(c) => c,
@@ -423,9 +452,8 @@ impl<T> pg::HostConnectionWithStore<T> for PgHost {
         };
         let readers = accessor.with(|mut access| {
             let stream = StreamReader::new(&mut access, rows)?;
-            let future = FutureReader::new(&mut access, async move {
-                wasmtime::error::Ok(outcome)
-            })?;
+            let future =
+                FutureReader::new(&mut access, async move { wasmtime::error::Ok(outcome) })?;
             wasmtime::error::Ok((stream, future))
         })?;
         Ok(Ok((columns, readers.0, readers.1)))

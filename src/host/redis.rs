@@ -45,7 +45,11 @@ pub struct RedisState {
 }
 
 impl RedisState {
-    pub fn new(component: Arc<str>, allowed: Arc<AllowedHosts>, clients: Arc<RedisClients>) -> Self {
+    pub fn new(
+        component: Arc<str>,
+        allowed: Arc<AllowedHosts>,
+        clients: Arc<RedisClients>,
+    ) -> Self {
         Self {
             component,
             allowed,
@@ -128,7 +132,10 @@ impl HasData for RedisHost {
 }
 
 impl RedisHost {
-    fn conn<T>(accessor: &Accessor<T, Self>, conn: &Resource<Connection>) -> Result<ConnectionManager, Error> {
+    fn conn<T>(
+        accessor: &Accessor<T, Self>,
+        conn: &Resource<Connection>,
+    ) -> Result<ConnectionManager, Error> {
         accessor.with(|mut a| a.get().conn(conn.rep()))
     }
 
@@ -178,7 +185,9 @@ impl<T> r::HostConnectionWithStore<T> for RedisHost {
     ) -> wasmtime::Result<Result<(), Error>> {
         let mut cmd = redis::cmd("PUBLISH");
         cmd.arg(channel).arg(payload);
-        Ok(Self::query::<_, i64>(accessor, &conn, cmd).await.map(|_| ()))
+        Ok(Self::query::<_, i64>(accessor, &conn, cmd)
+            .await
+            .map(|_| ()))
     }
 
     async fn get(

@@ -20,7 +20,10 @@ impl HasData for VariablesHost {
 }
 
 impl<T> v::HostWithStore<T> for VariablesHost {
-    async fn get(accessor: &Accessor<T, Self>, name: String) -> wasmtime::Result<Result<String, Error>> {
+    async fn get(
+        accessor: &Accessor<T, Self>,
+        name: String,
+    ) -> wasmtime::Result<Result<String, Error>> {
         if let Err(reason) = crate::variables::validate_name(&name) {
             return Ok(Err(Error::InvalidName(reason)));
         }

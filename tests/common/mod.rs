@@ -29,7 +29,11 @@ pub fn redis_url() -> String {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `honey up`, killed on drop. Its stderr is collected for assertions on logs.
@@ -72,8 +76,10 @@ impl RuntimeBuilder {
     }
 
     pub fn var(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.envs
-            .push((format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()), value.into()));
+        self.envs.push((
+            format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+            value.into(),
+        ));
         self
     }
 
@@ -107,7 +113,10 @@ impl RuntimeBuilder {
             .arg(format!("127.0.0.1:{port}"))
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("HONEY_LOG", std::env::var("HONEY_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "HONEY_LOG",
+                std::env::var("HONEY_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn honey");
@@ -137,7 +146,10 @@ impl RuntimeBuilder {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let l = logs.lock().unwrap().clone();
-                return Err((format!("honey did not start listening: {}", l.join("\n")), l));
+                return Err((
+                    format!("honey did not start listening: {}", l.join("\n")),
+                    l,
+                ));
             }
             std::thread::sleep(Duration::from_millis(25));
         }
