@@ -29,10 +29,30 @@ CHECK_JSONSCHEMA="check-jsonschema==0.39.0"
 
 mkdir -p "$BIN"
 
+# apt_install PKG... : Debian packages, only as root (CI containers are root).
+APT_UPDATED=""
+apt_install() {
+  if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-tools: missing $*; as root run:" >&2
+    echo "  apt-get update && apt-get install -y $*" >&2
+    exit 1
+  fi
+  echo "install-tools: apt-get install $*"
+  export DEBIAN_FRONTEND=noninteractive
+  [ -n "$APT_UPDATED" ] || { apt-get update -qq; APT_UPDATED=1; }
+  # --no-install-recommends keeps out node-exporter & friends; only the CLIs are needed.
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 # --- Python tools -------------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
   echo "install-tools: creating venv $VENV"
-  "$PYTHON" -m venv "$VENV"
+  # Debian's python3 has no venv/ensurepip without python3-venv.
+  if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
+    rm -rf "$VENV"
+    apt_install python3 python3-venv
+    "$PYTHON" -m venv "$VENV"
+  fi
 fi
 if ! "$VENV/bin/kubernetes-validate" --version >/dev/null 2>&1 \
    || ! "$VENV/bin/check-jsonschema" --version >/dev/null 2>&1; then
@@ -68,17 +88,7 @@ fi
 
 # --- promtool / amtool (Debian) -------------------------------------------------
 if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then
-  if [ "$(id -u)" = "0" ]; then
-    echo "install-tools: apt-get install prometheus prometheus-alertmanager"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # --no-install-recommends keeps out node-exporter & friends; only the CLIs are needed.
-    apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
-  else
-    echo "install-tools: promtool/amtool missing; as root run:" >&2
-    echo "  apt-get update && apt-get install -y prometheus prometheus-alertmanager" >&2
-    exit 1
-  fi
+  apt_install prometheus prometheus-alertmanager
 fi
 
 echo "helm:                $("$BIN/helm" version --short)"

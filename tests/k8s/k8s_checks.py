@@ -263,7 +263,51 @@ def cmd_mirrord(mirrord_json, render, namespace):
         raise CheckError("incoming mode is not steal")
     if [3000, 80] not in incoming.get("port_mapping", []):
         raise CheckError("no port_mapping [3000, 80] (local spin up --listen 127.0.0.1:3000 -> pod port 80)")
-    print(f"deployment/{app}/container/{app} in {namespace}, steal, 3000->80")
+    # The app's configuration is its Spin variables (SPIN_VARIABLE_<NAME>).
+    env = cfg["feature"].get("env", True)
+    if env is not True:
+        include = env.get("include") if isinstance(env, dict) else None
+        include = include.split(";") if isinstance(include, str) else (include or [])
+        if not isinstance(env, dict) or (include and "SPIN_VARIABLE_*" not in include):
+            raise CheckError(f"feature.env {env!r} does not import SPIN_VARIABLE_*")
+    # Postgres/Redis are cluster service names: connect and resolve through the pod.
+    network = cfg["feature"]["network"]
+    outgoing = network.get("outgoing", True)
+    if outgoing is False or (isinstance(outgoing, dict) and outgoing.get("tcp") is False):
+        raise CheckError("outgoing TCP does not go through the cluster")
+    if network.get("dns", True) is False:
+        raise CheckError("DNS is resolved locally: cluster service names would not resolve")
+    print(f"deployment/{app}/container/{app} in {namespace}, steal, 3000->80, env, outgoing, dns")
+
+
+def cmd_workflow(path):
+    """The CI workflow runs .ci/run on push and pull requests, and on v* tags
+    also builds the components and pushes the app with `spin registry push`."""
+    wf = yaml.safe_load(Path(path).read_text())
+    on = wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` key as True
+    if not isinstance(on, dict) or "push" not in on or "pull_request" not in on:
+        raise CheckError(f"`on` must cover push and pull_request, got {on!r}")
+    tags = (on["push"] or {}).get("tags", [])
+    if "v*" not in tags:
+        raise CheckError(f"push.tags {tags!r} does not include v*")
+    runs = {name: "\n".join(str(s.get("run", "")) + str(s.get("uses", "")) for s in job.get("steps", []))
+            for name, job in wf["jobs"].items()}
+    if not any(".ci/run" in text for text in runs.values()):
+        raise CheckError("no job runs .ci/run")
+    publish = [name for name, text in runs.items() if "spin registry push" in text]
+    if not publish:
+        raise CheckError("no job runs `spin registry push`")
+    for name in publish:
+        job = wf["jobs"][name]
+        if "refs/tags/v" not in str(job.get("if", "")):
+            raise CheckError(f"job {name} pushes without an `if` on refs/tags/v*")
+        if "spin registry login" not in runs[name] or "ghcr.io" not in runs[name]:
+            raise CheckError(f"job {name} does not log in to ghcr.io with spin registry login")
+        if (job.get("permissions") or {}).get("packages") != "write":
+            raise CheckError(f"job {name} lacks permissions.packages: write")
+        if "spin build" not in runs[name] and "./dev build" not in runs[name]:
+            raise CheckError(f"job {name} does not build the components before pushing")
+    print(f"jobs: {sorted(wf['jobs'])}; publishing: {publish}")
 
 
 def cmd_expect(render, expr_file):

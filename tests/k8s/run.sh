@@ -1,22 +1,45 @@
 #!/usr/bin/env bash
 # Offline checks of everything that runs in the cluster: the Helm chart
 # (helm/conference-app), the alert rules and Alertmanager config (monitoring/)
-# and the mirrord config (.mirrord/). No cluster is needed: each manifest is
+# and the mirrord config (.mirrord/), plus the CI workflow that publishes the
+# app (.github/workflows/ci.yml). No cluster is needed: each manifest is
 # checked with the real tools (helm, kubernetes-validate, check-jsonschema
-# against the SpinKube CRDs, promtool, amtool).
+# against the SpinKube CRDs and GitHub's workflow schema, promtool, amtool).
 #
 #   tests/k8s/run.sh            installs the tools first (tests/k8s/install-tools.sh)
+#   tests/k8s/fetch-schemas.sh  downloads the schemas for a machine without ../shared
 #
-# Environment: SHARED_DIR (default: <repo>/../shared, holding schemas/),
-# K8S_VERSION (Kubernetes schema version for kubernetes-validate, default 1.34.0).
+# Environment: SHARED_DIR (the directory holding schemas/; default: the first
+# of <repo>/../shared and /work/shared that has schemas/ — CI may check the
+# repo out elsewhere), K8S_VERSION (Kubernetes schema version for
+# kubernetes-validate, default 1.34.0).
 # Prints one line per check and ends with "N passed, M failed"; exits non-zero
 # when any check fails.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-SHARED_DIR="${SHARED_DIR:-$(git rev-parse --show-toplevel 2>/dev/null || echo "$ROOT")/../shared}"
+
+# The schemas are upstream files kept outside the repo. Find them before
+# installing anything, so a missing directory fails in a second, clearly.
+SCHEMA_FILES=(spinapp-crd.yaml spinapp-crd-v0.6.1.yaml spinappexecutor-crd.yaml mirrord-schema.json)
+if [ -n "${SHARED_DIR:-}" ]; then
+  [ -d "$SHARED_DIR/schemas" ] || {
+    echo "k8s: SHARED_DIR=$SHARED_DIR has no schemas/ directory" >&2; exit 1; }
+else
+  for candidate in "$ROOT/../shared" /work/shared; do
+    if [ -d "$candidate/schemas" ]; then SHARED_DIR="$(cd "$candidate" && pwd)"; break; fi
+  done
+  [ -n "${SHARED_DIR:-}" ] || {
+    echo "k8s: no schemas/ found in $ROOT/../shared or /work/shared;" \
+      "set SHARED_DIR to the directory that holds schemas/ (${SCHEMA_FILES[*]})," \
+      "or download the pinned upstream files: tests/k8s/fetch-schemas.sh DIR && SHARED_DIR=DIR $0" >&2
+    exit 1; }
+fi
 SCHEMAS="$SHARED_DIR/schemas"
+for f in "${SCHEMA_FILES[@]}"; do
+  [ -f "$SCHEMAS/$f" ] || { echo "k8s: $SCHEMAS/$f is missing" >&2; exit 1; }
+done
 K8S_VERSION="${K8S_VERSION:-1.34.0}"
 CHART="$ROOT/helm/conference-app"
 RELEASE=conference-app
@@ -28,12 +51,9 @@ HELM="$ROOT/.cache/k8s-tools/bin/helm"
 PY="$VENV/bin/python"
 CHECKS="$ROOT/tests/k8s/k8s_checks.py"
 
+echo "k8s: schemas from $SCHEMAS"
 echo "k8s: installing/locating tools"
 bash "$ROOT/tests/k8s/install-tools.sh" | sed 's/^/  /'
-if [ ! -d "$SCHEMAS" ]; then
-  echo "k8s: schema directory $SCHEMAS not found (set SHARED_DIR)" >&2
-  exit 1
-fi
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
@@ -132,15 +152,21 @@ for spec in \
   check "render without $key fails: \"$message\"" expect_fail "$message" "${args[@]}"
 done
 mapfile -t args < <(without secrets.slack.webhookUrl)
+# The one-line debugging commands, exactly as NOTES and the chart README show them.
+MIRRORD_SPIN="mirrord exec -f .mirrord/mirrord.json -- spin up --listen 127.0.0.1:3000 --runtime-config-file runtime-config.toml"
+MIRRORD_HONEY="mirrord exec -f .mirrord/mirrord.json -- target/release/honey up --listen 127.0.0.1:3000 --runtime-config-file runtime-config.toml"
 notes() {
   "$HELM" install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --dry-run=client \
     -f "$CHART/values-example.yaml" >"$TMP/notes.out" 2>/dev/null
-  grep -F "mirrord exec --config-file .mirrord/mirrord.json" "$TMP/notes.out"
+  grep -F -- "$MIRRORD_SPIN" "$TMP/notes.out"
+  grep -F -- "$MIRRORD_HONEY" "$TMP/notes.out"
   grep -F "?referral=conf-partner-2026" "$TMP/notes.out"
 }
 check "helm install --dry-run=client renders NOTES (QR URLs, mirrord line)" notes
 check "alertmanager.enabled=false needs no Slack webhook" \
   render "$TMP/no-am.yaml" "${args[@]}" --set alertmanager.enabled=false
+check "voteApi.runtimeConfig.maxConnections=0 fails: \"must be a positive integer\"" \
+  expect_fail "must be a positive integer" "${REQUIRED[@]}" --set voteApi.runtimeConfig.maxConnections=0
 
 validate_core() { # validate_core RENDER [KUBERNETES_VERSION]
   "$PY" "$CHECKS" core "$1" "$1.core.yaml"
@@ -174,8 +200,9 @@ check "every pod (and the SpinApp's) is under an Ingress+Egress NetworkPolicy" \
   "$PY" "$CHECKS" netpol "$R_DEFAULT"
 check "every ConfigMap/Secret is under 1 MiB" "$PY" "$CHECKS" sizes "$R_DEFAULT"
 
-runtime_config() {
+runtime_config() { # byte for byte: the cluster runs the very file `spin up` uses locally
   "$PY" "$CHECKS" secret-key "$R_DEFAULT" "$FULLNAME-runtime-config" runtime-config.toml "$TMP/rc.toml"
+  cmp "$TMP/rc.toml" "$ROOT/runtime-config.toml"
   "$PY" "$CHECKS" toml-equal "$TMP/rc.toml" "$ROOT/runtime-config.toml"
   grep -Eq '^\[outbound_pg\]' "$ROOT/runtime-config.toml"
   grep -Eq '^max_connections = 5$' "$ROOT/runtime-config.toml"
@@ -224,6 +251,7 @@ find('Ingress')['metadata']['annotations']['cert-manager.io/cluster-issuer'] == 
 [v for v in find('Deployment', '$FULLNAME-alertmanager')['spec']['template']['spec']['volumes'] if v['name'] == 'slack-webhook'][0]['secret']['secretName'] == 'slack-webhook'
 'max_connections = 2' in secret('$FULLNAME-runtime-config', 'runtime-config.toml')
 find('NetworkPolicy', '$FULLNAME-app')['spec']['egress'][0]['to'] == [{'namespaceSelector': {'matchLabels': {'kubernetes.io/metadata.name': 'kube-system'}}}]
+secret('$FULLNAME-runtime-config', 'runtime-config.toml') == open('runtime-config.toml').read().replace('max_connections = 5', 'max_connections = 2')
 EOF
 check "variant render: shim executor, TLS + cert-manager, existing Secrets, max_connections = 2" \
   "$PY" "$CHECKS" expect "$R_VARIANT" "$TMP/variant.expect"
@@ -234,6 +262,7 @@ packaged() { # helm package follows the symlinks: the .tgz carries the real file
   tar -xzf "$TMP"/pkg/conference-app-*.tgz -C "$TMP/pkg/x"
   cmp "$TMP/pkg/x/conference-app/files/prometheus/alerts.yml" monitoring/prometheus/alerts.yml
   cmp "$TMP/pkg/x/conference-app/files/alertmanager/alertmanager.yml" monitoring/alertmanager/alertmanager.yml
+  cmp "$TMP/pkg/x/conference-app/files/runtime-config.toml" runtime-config.toml
   local f
   for f in migrations/*.sql seed/*.sql; do
     [ -e "$f" ] || continue
@@ -282,8 +311,20 @@ check "amtool check-config monitoring/alertmanager/alertmanager.yml (dummy webho
 # ---------------------------------------------------------------- mirrord
 check "check-jsonschema .mirrord/mirrord.json against mirrord-schema.json" \
   "$VENV/bin/check-jsonschema" --schemafile "$SCHEMAS/mirrord-schema.json" .mirrord/mirrord.json
-check ".mirrord/mirrord.json targets the SpinApp's deployment/container, steals, maps 3000->80" \
+check ".mirrord/mirrord.json targets the SpinApp's deployment/container, steals, maps 3000->80, imports SPIN_VARIABLE_*, remote outgoing+DNS" \
   "$PY" "$CHECKS" mirrord .mirrord/mirrord.json "$R_DEFAULT" "$NAMESPACE"
+readme_mirrord() {
+  grep -F -- "$MIRRORD_SPIN" "$CHART/README.md"
+  grep -F -- "$MIRRORD_HONEY" "$CHART/README.md"
+}
+check "chart README shows the mirrord exec lines for spin up and target/release/honey up" readme_mirrord
+
+# --------------------------------------------------------------------- CI
+WORKFLOW=.github/workflows/ci.yml
+check "check-jsonschema --builtin-schema vendor.github-workflows $WORKFLOW" \
+  "$VENV/bin/check-jsonschema" --builtin-schema vendor.github-workflows "$WORKFLOW"
+check "$WORKFLOW runs .ci/run on push/PR; on v* tags builds and spin registry push-es to ghcr.io" \
+  "$PY" "$CHECKS" workflow "$WORKFLOW"
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

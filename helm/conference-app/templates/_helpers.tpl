@@ -75,14 +75,29 @@ core.spinkube.dev/app-name: {{ include "conference-app.appName" . }}
 {{- default (printf "%s-runtime-config" (include "conference-app.fullname" .)) .Values.voteApi.runtimeConfig.existingSecret -}}
 {{- end -}}
 
-{{/* The runtime config TOML; the default equals the repo's runtime-config.toml. */}}
+{{/* The runtime config TOML: the repo's runtime-config.toml itself
+     (files/runtime-config.toml is a symlink to it), so the cluster runs with
+     exactly the file `spin up` uses locally. voteApi.runtimeConfig.maxConnections,
+     when set, replaces only the `max_connections = N` line. */}}
 {{- define "conference-app.runtimeConfigToml" -}}
-# Spin runtime configuration (`spin up --runtime-config-file runtime-config.toml`).
-# The same file becomes the `runtime-config.toml` key of the SpinApp's Secret.
-
-[outbound_pg]
-max_connections = {{ int .Values.voteApi.runtimeConfig.maxConnections }}
-{{ end -}}
+{{- $file := .Files.Get "files/runtime-config.toml" -}}
+{{- if not $file -}}
+{{- fail "files/runtime-config.toml is missing or empty: it must be the symlink to the repo's runtime-config.toml (render the chart from a full checkout)" -}}
+{{- end -}}
+{{- $line := "(?m)^max_connections[ \t]*=[ \t]*[0-9]+[ \t]*$" -}}
+{{- if not (regexMatch $line $file) -}}
+{{- fail "runtime-config.toml has no `max_connections = N` line under [outbound_pg]: the app's Postgres slot limit must be set there" -}}
+{{- end -}}
+{{- $n := .Values.voteApi.runtimeConfig.maxConnections -}}
+{{- if or (kindIs "invalid" $n) (eq (toString $n) "") -}}
+{{- $file -}}
+{{- else -}}
+{{- if not (regexMatch "^[1-9][0-9]*$" (toString $n)) -}}
+{{- fail (printf "voteApi.runtimeConfig.maxConnections must be a positive integer, not %v" $n) -}}
+{{- end -}}
+{{- regexReplaceAll $line $file (printf "max_connections = %s" (toString $n)) -}}
+{{- end -}}
+{{- end -}}
 
 {{- define "conference-app.publicUrl" -}}
 {{- if .Values.voteApi.publicUrl -}}
