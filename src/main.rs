@@ -175,6 +175,8 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: logs piped to a file or a test must stay greppable.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{RuntimeBuilder, client, pg, redis, redis_cleanup};
+use common::{RuntimeBuilder, client, redis, redis_cleanup};
 use serde_json::{Value, json};
 
 const CHOICES: [(&str, &str); 5] = [
@@ -79,7 +79,7 @@ async fn a_vote_is_stored_then_counted() {
     let prefix = b.prefix().to_owned();
     let rt = b.spawn();
     let c = client();
-    let pg = pg().await;
+    let pg = rt.pg().await;
 
     let before: Value = c
         .get(rt.url("/votes"))
@@ -136,7 +136,7 @@ async fn invalid_votes_get_400_and_store_nothing() {
     let prefix = b.prefix().to_owned();
     let rt = b.spawn();
     let c = client();
-    let pg = pg().await;
+    let pg = rt.pg().await;
     let count_all = || async {
         pg.query_one("SELECT count(*) FROM votes", &[])
             .await
@@ -199,7 +199,7 @@ async fn a_known_referral_code_is_accepted() {
     let b = RuntimeBuilder::new().with_stores();
     let prefix = b.prefix().to_owned();
     let rt = b.spawn();
-    let pg = pg().await;
+    let pg = rt.pg().await;
     let before = votes_in_db(&pg, "conf-partner-2026").await;
     let r = client()
         .post(rt.url("/vote"))
@@ -244,7 +244,7 @@ async fn concurrent_burst_counts_match_rows() {
     let prefix = b.prefix().to_owned();
     let rt = b.spawn();
     let c = client();
-    let pg = pg().await;
+    let pg = rt.pg().await;
     let before: Vec<i64> = {
         let mut v = Vec::new();
         for (id, _) in CHOICES {

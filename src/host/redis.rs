@@ -19,10 +19,11 @@ pub struct RedisClients {
 
 impl RedisClients {
     async fn connect(&self, address: &str) -> Result<ConnectionManager, Error> {
-        let mut clients = self.clients.lock().await;
-        if let Some(c) = clients.get(address) {
+        if let Some(c) = self.clients.lock().await.get(address) {
             return Ok(c.clone());
         }
+        // Connect without holding the map: while Redis is down, every open waits for its own
+        // connect timeout instead of queueing behind everyone else's.
         let client = redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(std::time::Duration::from_secs(2))
@@ -31,8 +32,12 @@ impl RedisClients {
         let manager = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| Error::Other(format!("cannot connect to Redis: {e}")))?;
-        clients.insert(address.to_owned(), manager.clone());
-        Ok(manager)
+        let mut clients = self.clients.lock().await;
+        // Another open may have connected meanwhile; keep one manager per address.
+        Ok(clients
+            .entry(address.to_owned())
+            .or_insert(manager)
+            .clone())
     }
 }
 

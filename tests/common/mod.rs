@@ -1,5 +1,7 @@
-//! Shared test harness: runs the real `honey` runtime binary on the repo's `spin.toml` against the
-//! test run's own PostgreSQL database and Redis key prefix (set up by `./dev test`).
+//! Shared test harness: runs the real `honey` runtime binary on the repo's `spin.toml` against
+//! real PostgreSQL and Redis. `./dev test` prepares one migrated and seeded database per run;
+//! every runtime a test starts gets its own copy of it (and its own Redis key prefix), so tests
+//! run in parallel without seeing each other's votes.
 
 #![allow(dead_code)]
 
@@ -20,8 +22,98 @@ pub fn env(name: &str) -> String {
     })
 }
 
-pub fn database_url() -> String {
-    env("HONEY_TEST_DATABASE_URL")
+/// The run's migrated and seeded database. Tests never connect to it: it is the template their
+/// own databases are copied from, and PostgreSQL copies only databases nobody is connected to.
+pub fn template_database() -> String {
+    env("HONEY_TEST_TEMPLATE_DB")
+}
+
+/// A maintenance connection string on the test server (database `postgres`).
+pub fn admin_url() -> String {
+    env("HONEY_TEST_PG_ADMIN_URL")
+}
+
+fn psql(sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .arg(admin_url())
+        .args(["-v", "ON_ERROR_STOP=1", "-Atqc", sql])
+        .output()
+        .map_err(|e| format!("cannot run psql: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A database of this test's own, copied from the run's seeded template and
+/// dropped again when this value is.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub fn create() -> Self {
+        let template = template_database();
+        // Named after the run's template, so `./dev test` can drop leftovers of its
+        // own run (a killed test) without touching a concurrent run's.
+        let name = format!("{template}_c{}", unique().replace('-', "_"));
+        // Concurrent copies of one template can trip over each other; a few
+        // retries spread them out.
+        let mut last = String::new();
+        for attempt in 0..20 {
+            match psql(&format!(
+                "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\" STRATEGY FILE_COPY"
+            )) {
+                Ok(_) => {
+                    last.clear();
+                    break;
+                }
+                Err(e) => {
+                    last = e;
+                    std::thread::sleep(Duration::from_millis(100 + 50 * attempt));
+                }
+            }
+        }
+        assert!(last.is_empty(), "cannot copy the test database: {last}");
+        // Per-database settings are not part of the copy: carry the
+        // template's (its statement_timeout) over.
+        let settings = psql(&format!(
+            "SELECT array_to_string(setconfig, E'\\n') FROM pg_db_role_setting s \
+             JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '{template}' AND s.setrole = 0"
+        ))
+        .expect("read the template's settings");
+        for setting in settings.lines().filter(|l| !l.is_empty()) {
+            let (key, value) = setting.split_once('=').expect("key=value");
+            psql(&format!("ALTER DATABASE \"{name}\" SET {key} = '{value}'"))
+                .expect("copy a database setting");
+        }
+        let url = admin_url().rsplit_once('/').map_or_else(
+            || panic!("HONEY_TEST_PG_ADMIN_URL has no database part"),
+            |(base, _)| format!("{base}/{name}"),
+        );
+        TestDb { name, url }
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test database");
+        tokio::spawn(conn);
+        client
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Err(e) = psql(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        )) {
+            eprintln!("cannot drop test database {}: {e}", self.name);
+        }
+    }
 }
 
 pub fn redis_url() -> String {
@@ -41,6 +133,9 @@ pub struct Runtime {
     child: Child,
     pub base: String,
     pub logs: Arc<Mutex<Vec<String>>>,
+    prefix: String,
+    // Dropped after the child is killed (field order), so nothing is connected.
+    db: Option<TestDb>,
 }
 
 pub struct RuntimeBuilder {
@@ -48,6 +143,7 @@ pub struct RuntimeBuilder {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     prefix: String,
+    db: Option<TestDb>,
 }
 
 impl RuntimeBuilder {
@@ -62,6 +158,7 @@ impl RuntimeBuilder {
             args: Vec::new(),
             envs: Vec::new(),
             prefix,
+            db: None,
         }
     }
 
@@ -87,14 +184,24 @@ impl RuntimeBuilder {
         &self.prefix
     }
 
-    /// The standard wiring to this run's database and Redis.
-    pub fn with_stores(self) -> Self {
+    /// The standard wiring: a fresh copy of the seeded database, this run's Redis and a key
+    /// prefix of this runtime's own.
+    pub fn with_stores(mut self) -> Self {
+        let db = TestDb::create();
+        let url = db.url.clone();
+        self.db = Some(db);
         let p = self.prefix.clone();
-        self.var("db_url", database_url())
+        self.var("db_url", url)
             .var("db_host", env("HONEY_TEST_DB_HOST"))
             .var("redis_url", redis_url())
             .var("redis_host", env("HONEY_TEST_REDIS_HOST"))
             .var("redis_prefix", p)
+    }
+
+    /// The repo's runtime config: five PostgreSQL connection slots.
+    pub fn with_five_slots(self) -> Self {
+        self.arg("--runtime-config-file")
+            .arg(repo().join("runtime-config.toml").display().to_string())
     }
 
     pub fn spawn(self) -> Runtime {
@@ -153,7 +260,13 @@ impl RuntimeBuilder {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        Ok(Runtime { child, base, logs })
+        Ok(Runtime {
+            child,
+            base,
+            logs,
+            prefix: self.prefix,
+            db: self.db,
+        })
     }
 }
 
@@ -171,12 +284,42 @@ impl Runtime {
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
     }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// This runtime's own database.
+    pub fn db(&self) -> &TestDb {
+        self.db.as_ref().expect("started with with_stores()")
+    }
+
+    pub async fn pg(&self) -> tokio_postgres::Client {
+        self.db().connect().await
+    }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let prefix = self.prefix.clone();
+        // Redis keys go with the runtime, whether or not the test got to its end.
+        std::thread::spawn(move || {
+            if let Ok(client) = redis::Client::open(redis_url())
+                && let Ok(mut conn) = client.get_connection()
+            {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{prefix}*"))
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+                }
+            }
+        })
+        .join()
+        .ok();
     }
 }
 
@@ -195,14 +338,6 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()
-}
-
-pub async fn pg() -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
-        .await
-        .expect("connect to the test database");
-    tokio::spawn(conn);
-    client
 }
 
 pub async fn redis() -> redis::aio::MultiplexedConnection {

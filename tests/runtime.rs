@@ -1,0 +1,272 @@
+//! Runtime behaviour that the poll relies on and real Spin has: runtime-config strictness,
+//! variables, allow-lists, service chaining and the runtime's own metrics.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{RuntimeBuilder, client, redis_cleanup, repo};
+use serde_json::{Value, json};
+
+/// A copy of the repo's manifest in a temp dir, with paths made absolute and `edit` applied.
+fn manifest_variant(name: &str, edit: impl FnOnce(String) -> String) -> (tempdir::Dir, PathBuf) {
+    let dir = tempdir::Dir::new(name);
+    let root = repo();
+    let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
+    let text = text
+        .replace(
+            "source = \"target/",
+            &format!("source = \"{}/target/", root.display()),
+        )
+        .replace(
+            "source = \"static\"",
+            &format!("source = \"{}/static\"", root.display()),
+        );
+    let path = dir.path().join("spin.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    (dir, path)
+}
+
+mod tempdir {
+    use std::path::{Path, PathBuf};
+    pub struct Dir(PathBuf);
+    impl Dir {
+        pub fn new(name: &str) -> Self {
+            let p = std::env::temp_dir().join(format!("honey-{name}-{}", super::common::unique()));
+            std::fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn runtime_config(dir: &Path, text: &str) -> String {
+    let p = dir.join("runtime-config.toml");
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn unknown_runtime_config_keys_stop_start_up() {
+    let dir = tempdir::Dir::new("rc");
+    let bad_key = runtime_config(
+        dir.path(),
+        "[outbound_pg]\nmax_connections = 5\nbogus = 1\n",
+    );
+    let err = RuntimeBuilder::new()
+        .with_stores()
+        .arg("--runtime-config-file")
+        .arg(bad_key)
+        .try_spawn()
+        .err()
+        .expect("must refuse to start");
+    assert!(
+        err.0
+            .contains("unknown field `bogus`, expected `max_connections`"),
+        "{}",
+        err.0
+    );
+
+    let bad_section = runtime_config(dir.path(), "[not_a_thing]\nx = 1\n");
+    let err = RuntimeBuilder::new()
+        .with_stores()
+        .arg("--runtime-config-file")
+        .arg(bad_section)
+        .try_spawn()
+        .err()
+        .expect("must refuse to start");
+    assert!(
+        err.0.contains("unused runtime config key(s): not_a_thing"),
+        "{}",
+        err.0
+    );
+}
+
+#[test]
+fn a_required_variable_without_a_value_stops_start_up() {
+    let (_dir, manifest) = manifest_variant("required", |t| {
+        t.replace(
+            "[variables]\n",
+            "[variables]\nmust_have = { required = true }\n",
+        )
+    });
+    let err = RuntimeBuilder::new()
+        .manifest(&manifest)
+        .with_stores()
+        .try_spawn()
+        .err()
+        .expect("must refuse to start");
+    assert!(err.0.contains("SPIN_VARIABLE_MUST_HAVE"), "{}", err.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_outside_the_allow_list_is_refused() {
+    // The URL points at the real database, but the allow-list names another port: Spin refuses
+    // the connection before any network I/O.
+    let b = RuntimeBuilder::new()
+        .with_stores()
+        .var("db_host", "127.0.0.1:1");
+    let prefix = b.prefix().to_owned();
+    let rt = b.spawn();
+    let pg = rt.pg().await;
+    let before: i64 = pg
+        .query_one("SELECT count(*) FROM votes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let r = client()
+        .post(rt.url("/vote"))
+        .json(&json!({"choice": "print"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let after: i64 = pg
+        .query_one("SELECT count(*) FROM votes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(before, after);
+    let logs = rt.logs().join("\n");
+    assert!(
+        logs.contains("postgres address not in allowed_outbound_hosts"),
+        "{logs}"
+    );
+    redis_cleanup(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_outside_the_allow_list_is_refused() {
+    let rt = RuntimeBuilder::new()
+        .with_stores()
+        .var("redis_host", "127.0.0.1:1")
+        .spawn();
+    let r = client().get(rt.url("/votes")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let logs = rt.logs().join("\n");
+    assert!(
+        logs.contains("redis address not in allowed_outbound_hosts"),
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_chaining_needs_the_internal_host_in_the_allow_list() {
+    let (_dir, manifest) = manifest_variant("chain", |t| {
+        t.replace("    \"http://referral.spin.internal\",\n", "")
+    });
+    let b = RuntimeBuilder::new().manifest(&manifest).with_stores();
+    let prefix = b.prefix().to_owned();
+    let rt = b.spawn();
+    let r = client()
+        .post(rt.url("/vote"))
+        .json(&json!({"choice": "ai", "referral": "conf-partner-2026"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        503,
+        "referral check cannot reach the referral component"
+    );
+    let logs = rt.logs().join("\n");
+    assert!(logs.contains("service chaining not allowed"), "{logs}");
+    // Without a referral the vote does not need chaining and works.
+    let r = client()
+        .post(rt.url("/vote"))
+        .json(&json!({"choice": "ai"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    redis_cleanup(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runtime_metrics_show_permits_instances_and_requests() {
+    let metrics_port = common::free_port();
+    let b = RuntimeBuilder::new()
+        .with_stores()
+        .arg("--runtime-config-file")
+        .arg(repo().join("runtime-config.toml").display().to_string())
+        .arg("--metrics-listen")
+        .arg(format!("127.0.0.1:{metrics_port}"));
+    let prefix = b.prefix().to_owned();
+    let rt = b.spawn();
+    let c = client();
+    let r = c
+        .post(rt.url("/vote"))
+        .json(&json!({"choice": "restart"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = c
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("honey_runtime_pg_permits_limit 5"), "{text}");
+    assert!(
+        text.contains("honey_runtime_pg_permits_in_use 0"),
+        "a dropped connection returns its permit: {text}"
+    );
+    assert!(
+        text.contains("honey_runtime_requests_total{component=\"vote\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("honey_runtime_instances_created_total{component=\"vote\"} 1"),
+        "{text}"
+    );
+    let logs = rt.logs().join("\n");
+    assert!(
+        logs.contains("postgres permit: taken") && logs.contains("postgres permit: returned"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("component=vote"),
+        "permit logs name the component: {logs}"
+    );
+    redis_cleanup(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_follow_spin_precedence() {
+    let rt = RuntimeBuilder::new().with_stores().spawn();
+    let c = client();
+    // `/votes` is an exact route of `results`; `/votes/x` falls to the `pages` catch-all.
+    let r = c.get(rt.url("/votes")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.unwrap()["print"].is_object());
+    let r = c.get(rt.url("/votes/x")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    // The referral check is private (`route = { private = true }`): no public path reaches it,
+    // so `/referrals/...` falls to the pages catch-all.
+    let r = c
+        .get(rt.url("/referrals/conf-partner-2026"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // An exact route beats a wildcard: `/admin` is the page, `/admin/...` the admin API.
+    let r = c.get(rt.url("/admin")).send().await.unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let r = c.get(rt.url("/admin/status")).send().await.unwrap();
+    assert!(r.status() == 401 || r.status() == 403, "{}", r.status());
+}
