@@ -48,12 +48,13 @@ pub fn load_component(engine: &Engine, path: &Path) -> anyhow::Result<Component>
         // same compatibility hash (it is part of the file name), into our own cache directory.
         match unsafe { Component::deserialize_file(engine, &cached) } {
             Ok(c) => {
-                tracing::debug!(path = %path.display(), "compiled component loaded from cache");
+                tracing::info!(path = %path.display(), "compile cache: hit");
                 return Ok(c);
             }
             Err(e) => tracing::warn!(error = %e, "ignoring unusable compile cache entry"),
         }
     }
+    tracing::info!(path = %path.display(), "compile cache: miss, compiling");
     let compiled = engine
         .precompile_component(&bytes)
         .map_err(anyhow::Error::from)

@@ -44,16 +44,17 @@ impl Pick<Duration> {
     }
 }
 
-/// Parses `N` or `A..B` (Spin's range syntax for the reuse flags).
+/// Parses `N` or `A..B` (Spin's range syntax for the reuse flags). As in Spin the range is
+/// half-open — `A..B` picks from A up to but not including B — and each new instance draws anew.
 pub fn parse_count(s: &str) -> Result<Pick<u64>, String> {
     let parse = |v: &str| v.trim().parse::<u64>().map_err(|e| format!("{v:?}: {e}"));
     match s.split_once("..") {
         Some((a, b)) => {
             let (a, b) = (parse(a)?, parse(b)?);
-            if a > b {
+            if a >= b {
                 return Err(format!("range {s:?} is empty"));
             }
-            Ok(Pick(a..=b))
+            Ok(Pick(a..=b - 1))
         }
         None => parse(s).map(Pick::fixed),
     }
@@ -84,10 +85,11 @@ pub fn parse_duration(s: &str) -> Result<Pick<Duration>, String> {
     match s.split_once("..") {
         Some((a, b)) => {
             let (a, b) = (one(a)?, one(b)?);
-            if a > b {
+            if a >= b {
                 return Err(format!("range {s:?} is empty"));
             }
-            Ok(Pick(a..=b))
+            // Half-open, like the counts.
+            Ok(Pick(a..=b - Duration::from_nanos(1)))
         }
         None => one(s).map(Pick::fixed),
     }
@@ -219,11 +221,12 @@ mod tests {
     #[test]
     fn counts_and_ranges() {
         assert_eq!(parse_count("128").unwrap(), Pick::fixed(128));
-        assert_eq!(parse_count("1..5").unwrap(), Pick(1..=5));
+        // Half-open, as Spin's.
+        assert_eq!(parse_count("1..5").unwrap(), Pick(1..=4));
         assert!(parse_count("5..1").is_err());
+        assert!(parse_count("5..5").is_err());
         assert!(parse_count("x").is_err());
-        let p = parse_count("3..4").unwrap().pick();
-        assert!((3..=4).contains(&p));
+        assert_eq!(parse_count("3..4").unwrap().pick(), 3);
     }
 
     #[test]
@@ -242,6 +245,8 @@ mod tests {
         );
         assert!(parse_duration("1 fortnight").is_err());
         assert!(parse_duration("2s..1s").is_err());
+        let d = parse_duration("1s..2s").unwrap().pick();
+        assert!(d >= Duration::from_secs(1) && d < Duration::from_secs(2));
     }
 
     #[test]

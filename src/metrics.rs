@@ -174,7 +174,7 @@ impl RuntimeMetrics {
 impl InstanceObserver for RuntimeMetrics {
     fn instance_created(&self, component: &str) {
         RuntimeMetrics::instance_created(self, component);
-        tracing::debug!(%component, live = self.live_instances(component), "instance created");
+        tracing::info!(%component, live = self.live_instances(component), "instance created");
     }
 
     fn instance_dropped(&self, component: &str, result: &wasmtime::Result<()>) {
@@ -185,7 +185,7 @@ impl InstanceObserver for RuntimeMetrics {
             *n
         };
         match result {
-            Ok(()) => tracing::debug!(%component, live, "instance dropped"),
+            Ok(()) => tracing::info!(%component, live, "instance dropped"),
             Err(e) => {
                 tracing::warn!(%component, live, error = %format!("{e:?}"), "instance failed")
             }

@@ -360,3 +360,55 @@ pub async fn redis_cleanup(prefix: &str) {
         let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut r).await;
     }
 }
+
+/// The runtime's own metrics (`--metrics-listen`).
+pub struct HostMetrics {
+    url: String,
+}
+
+impl HostMetrics {
+    pub fn new(port: u16) -> Self {
+        Self {
+            url: format!("http://127.0.0.1:{port}/metrics"),
+        }
+    }
+
+    pub async fn text(&self) -> String {
+        client()
+            .get(&self.url)
+            .send()
+            .await
+            .expect("runtime metrics answer")
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of one sample, `name{labels}` exactly as rendered; 0 when absent.
+    pub async fn value(&self, series: &str) -> f64 {
+        sample(&self.text().await, series)
+    }
+
+    /// Polls until `series` has `want`, for up to `within`; returns the last value seen.
+    pub async fn wait_for(&self, series: &str, want: f64, within: Duration) -> f64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let v = self.value(series).await;
+            if v == want || Instant::now() > deadline {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The value of `series` in Prometheus text; 0 when absent.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
