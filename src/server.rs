@@ -62,7 +62,9 @@ fn prepare(
     }
 }
 
-/// A request chained from another component: Spin routes it by path within the target.
+/// A request chained from another component. As Spin does (trigger-http's outbound_http.rs),
+/// the target sees it as matched by `/...` with the whole path as path info, on host
+/// `localhost`, from client `0.0.0.0:0`.
 pub fn prepare_chained(mut req: Request<WasiBody>, component: &str) -> Request<WasiBody> {
     let path = req.uri().path().to_owned();
     let m = crate::routes::RouteMatch {
@@ -71,8 +73,12 @@ pub fn prepare_chained(mut req: Request<WasiBody>, component: &str) -> Request<W
         matched: String::new(),
         path_info: path,
     };
-    let authority = format!("{component}.spin.internal");
-    prepare(&mut req, &m, None, &authority);
+    prepare(
+        &mut req,
+        &m,
+        Some(SocketAddr::from(([0, 0, 0, 0], 0))),
+        "localhost",
+    );
     req
 }
 

@@ -3,49 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{RuntimeBuilder, client, redis_cleanup, repo};
+use common::{RuntimeBuilder, client, manifest_variant, redis_cleanup, repo, tempdir};
 use serde_json::{Value, json};
-
-/// A copy of the repo's manifest in a temp dir, with paths made absolute and `edit` applied.
-fn manifest_variant(name: &str, edit: impl FnOnce(String) -> String) -> (tempdir::Dir, PathBuf) {
-    let dir = tempdir::Dir::new(name);
-    let root = repo();
-    let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
-    let text = text
-        .replace(
-            "source = \"target/",
-            &format!("source = \"{}/target/", root.display()),
-        )
-        .replace(
-            "source = \"static\"",
-            &format!("source = \"{}/static\"", root.display()),
-        );
-    let path = dir.path().join("spin.toml");
-    std::fs::write(&path, edit(text)).unwrap();
-    (dir, path)
-}
-
-mod tempdir {
-    use std::path::{Path, PathBuf};
-    pub struct Dir(PathBuf);
-    impl Dir {
-        pub fn new(name: &str) -> Self {
-            let p = std::env::temp_dir().join(format!("honey-{name}-{}", super::common::unique()));
-            std::fs::create_dir_all(&p).unwrap();
-            Self(p)
-        }
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
 
 fn runtime_config(dir: &Path, text: &str) -> String {
     let p = dir.join("runtime-config.toml");

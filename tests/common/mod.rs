@@ -412,3 +412,85 @@ pub fn sample(text: &str, series: &str) -> f64 {
         })
         .unwrap_or(0.0)
 }
+
+/// A copy of the repo's manifest in a temp dir, with paths made absolute and `edit` applied.
+pub fn manifest_variant(name: &str, edit: impl FnOnce(String) -> String) -> (tempdir::Dir, PathBuf) {
+    let dir = tempdir::Dir::new(name);
+    let root = repo();
+    let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
+    let text = text
+        .replace(
+            "source = \"target/",
+            &format!("source = \"{}/target/", root.display()),
+        )
+        .replace(
+            "source = \"static\"",
+            &format!("source = \"{}/static\"", root.display()),
+        );
+    let path = dir.path().join("spin.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    (dir, path)
+}
+
+pub mod tempdir {
+    use std::path::{Path, PathBuf};
+    pub struct Dir(PathBuf);
+    impl Dir {
+        pub fn new(name: &str) -> Self {
+            let p = std::env::temp_dir().join(format!("honey-{name}-{}", super::unique()));
+            std::fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+
+/// The repo's app with the talk's fix applied to the referral component (built by `./dev build`
+/// from components/referral/fix/).
+pub fn fixed_manifest() -> (tempdir::Dir, PathBuf) {
+    manifest_variant("fixed", |t| {
+        t.replace("release/referral.wasm", "release/referral_fixed.wasm")
+    })
+}
+
+/// The app's own `/metrics` (what Prometheus scrapes).
+pub async fn app_metrics(rt: &Runtime) -> String {
+    client()
+        .get(rt.url("/metrics"))
+        .send()
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .unwrap()
+}
+
+/// POSTs a vote; returns status, body and how long the answer took.
+pub async fn vote(
+    rt: &Runtime,
+    choice: &str,
+    referral: Option<&str>,
+) -> (u16, serde_json::Value, Duration) {
+    let started = Instant::now();
+    let mut body = serde_json::json!({ "choice": choice });
+    if let Some(code) = referral {
+        body["referral"] = code.into();
+    }
+    let r = client()
+        .post(rt.url("/vote"))
+        .json(&body)
+        .send()
+        .await
+        .expect("an answer");
+    let status = r.status().as_u16();
+    let body = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body, started.elapsed())
+}
