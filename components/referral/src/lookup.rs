@@ -11,16 +11,11 @@ use std::time::Duration;
 use guest_kit::GuestError;
 use spin_sdk::pg::{self, DbError, ParameterValue, PgError, QueryError, Row};
 
+use poll_core::referral::{BY_KEY_SQL as BY_KEY, EXACT_SQL as EXACT};
 use poll_metrics::REFERRAL_LOOKUPS;
 
 use crate::pool;
 
-/// Every partner whose code has the same key as the one given.
-const BY_KEY: &str =
-    "SELECT partner_name FROM referral_partners WHERE referral_code_key(code) = referral_code_key($1)";
-
-/// The partner whose code is exactly the one given.
-const EXACT: &str = "SELECT partner_name FROM referral_partners WHERE code = $1 LIMIT 2";
 
 /// PostgreSQL's SQLSTATE for "canceling statement due to statement timeout".
 const QUERY_CANCELED: &str = "57014";

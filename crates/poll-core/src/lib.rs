@@ -13,6 +13,7 @@
 mod choice;
 mod detail;
 mod encoding;
+pub mod referral;
 mod results;
 mod vote;
 
