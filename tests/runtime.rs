@@ -231,3 +231,24 @@ async fn routes_follow_spin_precedence() {
     let r = c.get(rt.url("/admin/status")).send().await.unwrap();
     assert!(r.status() == 401 || r.status() == 403, "{}", r.status());
 }
+
+#[test]
+fn the_reported_pool_size_matches_the_runtime_config() {
+    // The app cannot read the host's runtime config, so spin.toml's db_pool_size default must
+    // say what runtime-config.toml enforces, or the projector's gauge would lie.
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo().join("spin.toml")).unwrap()).unwrap();
+    let reported = manifest["variables"]["db_pool_size"]["default"]
+        .as_str()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    let config: toml::Value = toml::from_str(
+        &std::fs::read_to_string(repo().join("runtime-config.toml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        config["outbound_pg"]["max_connections"].as_integer(),
+        Some(reported)
+    );
+}
