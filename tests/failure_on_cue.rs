@@ -8,7 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{HostMetrics, Runtime, RuntimeBuilder, app_metrics, fixed_manifest, free_port, sample, vote};
+use common::{
+    HostMetrics, Runtime, RuntimeBuilder, app_metrics, fixed_manifest, free_port, sample, vote,
+};
 
 const CODE: &str = "conf-partner-2026";
 const IN_USE: &str = "honey_runtime_pg_permits_in_use";
@@ -55,7 +57,11 @@ async fn five_referral_votes_leak_five_handles_then_plain_votes_get_a_prompt_503
     // leaks the last slot and finds none left for its fallback.
     assert_eq!(statuses[..4], [200, 200, 200, 200], "{statuses:?}");
     assert_eq!(statuses[4], 503, "{statuses:?}");
-    assert_eq!(host.value(IN_USE).await, 5.0, "five leaked handles hold all five slots");
+    assert_eq!(
+        host.value(IN_USE).await,
+        5.0,
+        "five leaked handles hold all five slots"
+    );
     let metrics = app_metrics(&rt).await;
     assert_eq!(sample(&metrics, "db_pool_checked_out"), 5.0, "{metrics}");
     assert_eq!(sample(&metrics, "db_pool_size"), 5.0);
@@ -68,7 +74,12 @@ async fn five_referral_votes_leak_five_handles_then_plain_votes_get_a_prompt_503
     // Now a plain vote: an error the audience can see, within the 2 s default wait.
     let (status, body, took) = vote(&rt, "print", None).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["detail"].as_str().unwrap().starts_with("Database unavailable"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Database unavailable")
+    );
     assert!(
         took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
         "{took:?}"
@@ -88,7 +99,11 @@ async fn five_referral_votes_leak_five_handles_then_plain_votes_get_a_prompt_503
         .await
         .unwrap()
         .get(0);
-    assert_eq!(rows, 5 + 4, "five plain votes and four credited referral votes");
+    assert_eq!(
+        rows,
+        5 + 4,
+        "five plain votes and four credited referral votes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -156,7 +171,11 @@ async fn the_failure_persists_across_300_requests_and_five_idle_minutes() {
 
     // The speaker debugs; nobody votes for five minutes.
     tokio::time::sleep(Duration::from_secs(300)).await;
-    assert_eq!(host.value(IN_USE).await, 5.0, "idling does not give the slots back");
+    assert_eq!(
+        host.value(IN_USE).await,
+        5.0,
+        "idling does not give the slots back"
+    );
     let (status, _, _) = vote(&rt, "print", None).await;
     assert_eq!(status, 503, "still failing after five idle minutes");
     let metrics = app_metrics(&rt).await;
@@ -203,16 +222,25 @@ async fn with_the_fix_ten_times_the_traffic_leaks_nothing_and_fails_nothing() {
     }
     assert_eq!(ok, 100);
     // Every lease went back; once the pool's idle connections are closed, no slot is held.
-    assert_eq!(host.wait_for(IN_USE, 0.0, Duration::from_secs(5)).await, 0.0);
+    assert_eq!(
+        host.wait_for(IN_USE, 0.0, Duration::from_secs(5)).await,
+        0.0
+    );
     let metrics = app_metrics(&rt).await;
     assert_eq!(
-        sample(&metrics, "referral_lookups_total{outcome=\"exact_matched\"}"),
+        sample(
+            &metrics,
+            "referral_lookups_total{outcome=\"exact_matched\"}"
+        ),
         50.0,
         "{metrics}"
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while sample(&app_metrics(&rt).await, "db_pool_checked_out") != 0.0 {
-        assert!(std::time::Instant::now() < deadline, "the app's gauge returns to 0");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app's gauge returns to 0"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let pg = rt.pg().await;

@@ -243,10 +243,9 @@ fn the_reported_pool_size_matches_the_runtime_config() {
         .unwrap()
         .parse::<i64>()
         .unwrap();
-    let config: toml::Value = toml::from_str(
-        &std::fs::read_to_string(repo().join("runtime-config.toml")).unwrap(),
-    )
-    .unwrap();
+    let config: toml::Value =
+        toml::from_str(&std::fs::read_to_string(repo().join("runtime-config.toml")).unwrap())
+            .unwrap();
     assert_eq!(
         config["outbound_pg"]["max_connections"].as_integer(),
         Some(reported)

@@ -89,10 +89,16 @@ async fn five_held_connections_make_the_sixth_open_wait_until_one_is_dropped() {
         let url = p.rt.url("/a/hold");
         async move { client().get(url).send().await.map(|r| r.status().as_u16()) }
     });
-    assert_eq!(p.host.wait_for(WAITERS, 1.0, Duration::from_secs(5)).await, 1.0);
+    assert_eq!(
+        p.host.wait_for(WAITERS, 1.0, Duration::from_secs(5)).await,
+        1.0
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!sixth.is_finished(), "the sixth open must still be waiting");
-    assert!(p.logs().contains("waiting for a free connection slot component=probe-a"));
+    assert!(
+        p.logs()
+            .contains("waiting for a free connection slot component=probe-a")
+    );
 
     // Dropping one connection resource returns its permit, and the waiter gets it.
     let released = p.seen("/a/release").await;
@@ -106,8 +112,14 @@ async fn five_held_connections_make_the_sixth_open_wait_until_one_is_dropped() {
     assert_eq!(p.host.value(WAITERS).await, 0.0);
     assert_eq!(p.host.value(IN_USE).await, 5.0);
     let logs = p.logs();
-    assert!(logs.contains("postgres permit: returned component=probe-a"), "{logs}");
-    assert!(logs.contains("postgres permit: slot came free component=probe-a"), "{logs}");
+    assert!(
+        logs.contains("postgres permit: returned component=probe-a"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("postgres permit: slot came free component=probe-a"),
+        "{logs}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -124,7 +136,10 @@ async fn permits_are_one_pool_for_all_components_of_the_app() {
         let url = p.rt.url("/b/hold");
         async move { client().get(url).send().await.map(|r| r.status().as_u16()) }
     });
-    assert_eq!(p.host.wait_for(WAITERS, 1.0, Duration::from_secs(5)).await, 1.0);
+    assert_eq!(
+        p.host.wait_for(WAITERS, 1.0, Duration::from_secs(5)).await,
+        1.0
+    );
     // A release in the *other* component frees the slot the waiter needs.
     p.seen("/a/release").await;
     let status = tokio::time::timeout(Duration::from_secs(5), waiting)
@@ -149,7 +164,10 @@ async fn dropping_an_instance_returns_every_permit_it_held() {
         1.0
     );
     // Idle for the default 1 s: the instance, its statics and their permits go.
-    assert_eq!(p.host.wait_for(IN_USE, 0.0, Duration::from_secs(5)).await, 0.0);
+    assert_eq!(
+        p.host.wait_for(IN_USE, 0.0, Duration::from_secs(5)).await,
+        0.0
+    );
     assert_eq!(
         p.host
             .value("honey_runtime_instances{component=\"probe-a\"}")
@@ -177,7 +195,10 @@ async fn a_static_connection_lives_exactly_as_long_as_its_instance_under_the_idl
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(p.host.value(IN_USE).await, 1.0);
     // …3 s is.
-    assert_eq!(p.host.wait_for(IN_USE, 0.0, Duration::from_secs(3)).await, 0.0);
+    assert_eq!(
+        p.host.wait_for(IN_USE, 0.0, Duration::from_secs(3)).await,
+        0.0
+    );
     let after = p.seen("/a/id").await;
     assert_ne!(after.instance, held.instance);
     assert_eq!(after.held, 0);
@@ -189,10 +210,18 @@ async fn a_static_connection_is_returned_when_the_reuse_count_retires_its_instan
     let first = p.seen("/a/hold").await;
     assert_eq!(p.seen("/a/id").await.instance, first.instance);
     let third = p.seen("/a/id").await;
-    assert_eq!((third.instance.as_str(), third.served), (first.instance.as_str(), 3));
+    assert_eq!(
+        (third.instance.as_str(), third.served),
+        (first.instance.as_str(), 3)
+    );
     // Its third request was its last: the instance is retired with its connection, long before
     // the idle timeout would have done it.
-    assert_eq!(p.host.wait_for(IN_USE, 0.0, Duration::from_millis(900)).await, 0.0);
+    assert_eq!(
+        p.host
+            .wait_for(IN_USE, 0.0, Duration::from_millis(900))
+            .await,
+        0.0
+    );
     let fourth = p.seen("/a/id").await;
     assert_ne!(fourth.instance, first.instance);
     assert_eq!(fourth.served, 1);
@@ -204,11 +233,20 @@ async fn default_reuse_count_is_128_requests() {
     let first = p.seen("/a/hold").await;
     for n in 2..=128 {
         let seen = p.seen("/a/id").await;
-        assert_eq!((seen.instance.as_str(), seen.served), (first.instance.as_str(), n));
+        assert_eq!(
+            (seen.instance.as_str(), seen.served),
+            (first.instance.as_str(), n)
+        );
     }
     let after = p.seen("/a/id").await;
-    assert_ne!(after.instance, first.instance, "the 129th request gets a new instance");
-    assert_eq!(p.host.wait_for(IN_USE, 0.0, Duration::from_secs(1)).await, 0.0);
+    assert_ne!(
+        after.instance, first.instance,
+        "the 129th request gets a new instance"
+    );
+    assert_eq!(
+        p.host.wait_for(IN_USE, 0.0, Duration::from_secs(1)).await,
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -218,7 +256,14 @@ async fn sixteen_concurrent_requests_share_an_instance_and_the_seventeenth_gets_
     for _ in 0..17 {
         let url = p.rt.url("/a/sleep?ms=3000");
         tasks.push(tokio::spawn(async move {
-            client().get(url).send().await.unwrap().text().await.unwrap()
+            client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
         }));
         // One at a time, each already asleep in the guest when the next arrives, so the
         // placement is decided by the concurrency limit alone.
@@ -243,7 +288,14 @@ async fn concurrency_limit_follows_its_flag() {
     for _ in 0..3 {
         let url = p.rt.url("/a/sleep?ms=1500");
         tasks.push(tokio::spawn(async move {
-            client().get(url).send().await.unwrap().text().await.unwrap()
+            client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
         }));
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
@@ -268,7 +320,10 @@ async fn a_request_timeout_is_off_by_default_and_applies_when_given() {
 
     let p = probe(None, &["--request-timeout", "1s"]);
     let (status, _) = p.get("/a/sleep?ms=2500").await;
-    assert_eq!(status, 500, "a guest past its deadline gets no answer of its own");
+    assert_eq!(
+        status, 500,
+        "a guest past its deadline gets no answer of its own"
+    );
     let (status, _) = p.get("/a/sleep?ms=10").await;
     assert_eq!(status, 200, "the next request gets a fresh instance");
 }
@@ -291,7 +346,11 @@ async fn compiled_components_are_cached_across_restarts() {
     assert_eq!(logs.matches("compile cache: hit").count(), 1, "{logs}");
     drop(first);
     let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
-    assert_eq!(cached.len(), 1, "one entry: both components are the same wasm");
+    assert_eq!(
+        cached.len(),
+        1,
+        "one entry: both components are the same wasm"
+    );
 
     let second = start();
     let r = client().get(second.url("/a/id")).send().await.unwrap();

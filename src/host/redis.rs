@@ -34,10 +34,7 @@ impl RedisClients {
             .map_err(|e| Error::Other(format!("cannot connect to Redis: {e}")))?;
         let mut clients = self.clients.lock().await;
         // Another open may have connected meanwhile; keep one manager per address.
-        Ok(clients
-            .entry(address.to_owned())
-            .or_insert(manager)
-            .clone())
+        Ok(clients.entry(address.to_owned()).or_insert(manager).clone())
     }
 }
 

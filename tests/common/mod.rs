@@ -414,7 +414,10 @@ pub fn sample(text: &str, series: &str) -> f64 {
 }
 
 /// A copy of the repo's manifest in a temp dir, with paths made absolute and `edit` applied.
-pub fn manifest_variant(name: &str, edit: impl FnOnce(String) -> String) -> (tempdir::Dir, PathBuf) {
+pub fn manifest_variant(
+    name: &str,
+    edit: impl FnOnce(String) -> String,
+) -> (tempdir::Dir, PathBuf) {
     let dir = tempdir::Dir::new(name);
     let root = repo();
     let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
@@ -451,7 +454,6 @@ pub mod tempdir {
         }
     }
 }
-
 
 /// The repo's app with the talk's fix applied to the referral component (built by `./dev build`
 /// from components/referral/fix/).

@@ -125,7 +125,10 @@ struct PoolStatus {
 }
 
 fn per_choice(tally: &Tally) -> BTreeMap<&'static str, i64> {
-    Choice::ALL.iter().map(|c| (c.id(), tally.get(*c))).collect()
+    Choice::ALL
+        .iter()
+        .map(|c| (c.id(), tally.get(*c)))
+        .collect()
 }
 
 async fn status() -> Result<Status, GuestError> {
@@ -198,7 +201,10 @@ async fn db() -> Result<spin_sdk::pg::Connection, GuestError> {
 async fn votes_in_db() -> Result<Tally, GuestError> {
     let db = db().await?;
     let rows = db
-        .query("SELECT choice, count(*) FROM votes GROUP BY choice", Vec::new())
+        .query(
+            "SELECT choice, count(*) FROM votes GROUP BY choice",
+            Vec::new(),
+        )
         .await
         .map_err(guest_kit::postgres_error)?
         .collect()

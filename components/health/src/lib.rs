@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
+use guest_kit::telemetry::RequestMetrics;
 use guest_kit::{
     GuestError, HttpResponse, Method, StatusCode, json, method_not_allowed, not_found,
 };
 use serde::Serialize;
-use guest_kit::telemetry::RequestMetrics;
 use spin_sdk::http::Request;
 use spin_sdk::http_service;
 

@@ -16,7 +16,6 @@ use poll_metrics::REFERRAL_LOOKUPS;
 
 use crate::pool;
 
-
 /// PostgreSQL's SQLSTATE for "canceling statement due to statement timeout".
 const QUERY_CANCELED: &str = "57014";
 
@@ -118,25 +117,25 @@ mod decisions_not_connections {
     use super::*;
 
     fn db_error(code: &str) -> LookupError {
-        LookupError::Query(pg::Error::PgError(PgError::QueryFailed(QueryError::DbError(
-            DbError {
+        LookupError::Query(pg::Error::PgError(PgError::QueryFailed(
+            QueryError::DbError(DbError {
                 as_text: String::new(),
                 severity: "ERROR".into(),
                 code: code.into(),
                 message: "canceling statement due to statement timeout".into(),
                 detail: None,
                 extras: Vec::new(),
-            },
-        ))))
+            }),
+        )))
     }
 
     #[test]
     fn a_statement_timeout_is_recognised_by_its_sqlstate() {
         assert!(db_error("57014").is_statement_timeout());
         assert!(!db_error("42P01").is_statement_timeout());
-        let text = LookupError::Query(pg::Error::PgError(PgError::QueryFailed(
-            QueryError::Text("57014".into()),
-        )));
+        let text = LookupError::Query(pg::Error::PgError(PgError::QueryFailed(QueryError::Text(
+            "57014".into(),
+        ))));
         assert!(!text.is_statement_timeout());
         let unavailable = LookupError::Unavailable(GuestError::unavailable("x", "y"));
         assert!(!unavailable.is_statement_timeout());

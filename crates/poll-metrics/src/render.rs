@@ -203,7 +203,9 @@ pub fn render_counters(entries: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{REFERRAL_LOOKUPS, bucket_index, counter_field, latency_field_prefix, request_field};
+    use crate::{
+        REFERRAL_LOOKUPS, bucket_index, counter_field, latency_field_prefix, request_field,
+    };
 
     fn e(field: String, value: &str) -> (String, String) {
         (field, value.to_owned())

@@ -124,8 +124,8 @@ async fn time_key_lookup(url: &str, cap: Duration) -> anyhow::Result<f64> {
 }
 
 async fn check_slack(file: &PathBuf) -> anyhow::Result<String> {
-    let url = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let url =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let url = url.trim();
     if url.is_empty() {
         bail!("{} is empty", file.display());
@@ -196,7 +196,9 @@ async fn run(args: &Args) -> anyhow::Result<Findings> {
         ));
     }
     if known == 0 || exact_rows.is_empty() {
-        changes.push(format!("the referral code {KNOWN_CODE} is missing: run the seed"));
+        changes.push(format!(
+            "the referral code {KNOWN_CODE} is missing: run the seed"
+        ));
     }
     if !key_unique && known > 0 {
         changes.push(format!(
@@ -241,7 +243,10 @@ async fn run(args: &Args) -> anyhow::Result<Findings> {
             slots.unwrap_or(0)
         )
     } else {
-        format!("it will not fire as planned, because: {}", changes.join("; "))
+        format!(
+            "it will not fire as planned, because: {}",
+            changes.join("; ")
+        )
     };
     Ok(Findings {
         partners,
@@ -284,12 +289,15 @@ fn print(f: &Findings) {
     );
     println!(
         "  {} key lookup alone: {:.0} ms ({:.1}x the timeout)",
-        ok(f.statement_timeout_ms > 0
-            && f.key_lookup_ms >= f.statement_timeout_ms as f64 * MARGIN),
+        ok(f.statement_timeout_ms > 0 && f.key_lookup_ms >= f.statement_timeout_ms as f64 * MARGIN),
         f.key_lookup_ms,
         f.key_lookup_ms / (f.statement_timeout_ms.max(1) as f64)
     );
-    let worst = f.key_lookup_concurrent_ms.iter().copied().fold(0.0, f64::max);
+    let worst = f
+        .key_lookup_concurrent_ms
+        .iter()
+        .copied()
+        .fold(0.0, f64::max);
     let best = f
         .key_lookup_concurrent_ms
         .iter()

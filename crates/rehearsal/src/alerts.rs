@@ -111,7 +111,10 @@ async fn slack_stand_in(rec: Recorder, seen: Arc<Mutex<Seen>>) -> anyhow::Result
                         let body = req.into_body().collect().await.map(|b| b.to_bytes());
                         if let Ok(body) = body {
                             let msg = parse_slack(rec.now(), &body);
-                            seen.lock().unwrap_or_else(|p| p.into_inner()).slack.push(msg);
+                            seen.lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .slack
+                                .push(msg);
                         }
                         // What Slack answers an incoming webhook.
                         Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
@@ -168,7 +171,10 @@ impl AlertStack {
 
         // The repo's Alertmanager config, with its webhook file pointing at the stand-in.
         let webhook_file = dir.join("slack-webhook-url");
-        std::fs::write(&webhook_file, format!("http://{slack}/services/rehearsal\n"))?;
+        std::fs::write(
+            &webhook_file,
+            format!("http://{slack}/services/rehearsal\n"),
+        )?;
         let am_text = std::fs::read_to_string(alertmanager_config)
             .with_context(|| format!("cannot read {}", alertmanager_config.display()))?;
         let am_config = dir.join("alertmanager.yml");
@@ -212,7 +218,10 @@ impl AlertStack {
             &prometheus,
             &[
                 format!("--config.file={}", prom_config.display()),
-                format!("--storage.tsdb.path={}", dir.join("prometheus-data").display()),
+                format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("prometheus-data").display()
+                ),
                 format!("--web.listen-address=127.0.0.1:{prom_port}"),
             ],
             &prom_log,
@@ -222,13 +231,27 @@ impl AlertStack {
             seen,
             prometheus_url: format!("http://127.0.0.1:{prom_port}"),
         };
-        wait_ready(&format!("http://127.0.0.1:{am_port}/-/ready"), "Alertmanager", &am_log).await?;
-        wait_ready(&format!("{}/-/ready", stack.prometheus_url), "Prometheus", &prom_log).await?;
+        wait_ready(
+            &format!("http://127.0.0.1:{am_port}/-/ready"),
+            "Alertmanager",
+            &am_log,
+        )
+        .await?;
+        wait_ready(
+            &format!("{}/-/ready", stack.prometheus_url),
+            "Prometheus",
+            &prom_log,
+        )
+        .await?;
         Ok(stack)
     }
 
     /// Polls Prometheus's alert states once a second.
-    pub fn watch(&self, rec: &Recorder, stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    pub fn watch(
+        &self,
+        rec: &Recorder,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let url = format!("{}/api/v1/alerts", self.prometheus_url);
         let seen = self.seen.clone();
         let rec = rec.clone();
@@ -261,11 +284,19 @@ impl AlertStack {
     }
 
     pub fn slack(&self) -> Vec<SlackMessage> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).slack.clone()
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .slack
+            .clone()
     }
 
     pub fn states(&self) -> BTreeMap<String, AlertSeen> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).states.clone()
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .states
+            .clone()
     }
 
     /// When the first firing Slack message about `alert` arrived.
@@ -296,7 +327,8 @@ mod tests {
         let m = parse_slack(1.5, body);
         assert_eq!(m.alerts, vec!["DatabasePoolExhausted"]);
         assert!(!m.resolved);
-        let body = br#"{"attachments":[{"title":":white_check_mark: RESOLVED: VoteAPIErrorRateHigh"}]}"#;
+        let body =
+            br#"{"attachments":[{"title":":white_check_mark: RESOLVED: VoteAPIErrorRateHigh"}]}"#;
         assert!(parse_slack(2.0, body).resolved);
     }
 }

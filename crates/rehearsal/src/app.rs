@@ -90,7 +90,10 @@ impl App {
             }
             if Instant::now() > deadline {
                 app.stop();
-                bail!("the app did not answer within 60 s; see {}", app.log.display());
+                bail!(
+                    "the app did not answer within 60 s; see {}",
+                    app.log.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -123,14 +126,13 @@ pub fn fixed_manifest(manifest: &Path, fixed_wasm: &Path, dir: &Path) -> anyhow:
         .with_context(|| format!("{} not built (./dev build)", fixed_wasm.display()))?;
     let mut out = String::new();
     for line in text.lines() {
-        if line.trim_start().starts_with("source = \"target/wasm32-wasip2/release/referral.wasm\"")
+        if line
+            .trim_start()
+            .starts_with("source = \"target/wasm32-wasip2/release/referral.wasm\"")
         {
             out.push_str(&format!("source = {:?}\n", wasm.display().to_string()));
         } else if let Some(rest) = line.trim_start().strip_prefix("source = \"target/") {
-            out.push_str(&format!(
-                "source = \"{}/target/{rest}\n",
-                base.display()
-            ));
+            out.push_str(&format!("source = \"{}/target/{rest}\n", base.display()));
         } else {
             out.push_str(line);
             out.push('\n');

@@ -147,7 +147,12 @@ pub fn arrivals(
             if *stop.borrow() {
                 break;
             }
-            voters.push(tokio::spawn(vote(rec.clone(), http.clone(), base.clone(), kind)));
+            voters.push(tokio::spawn(vote(
+                rec.clone(),
+                http.clone(),
+                base.clone(),
+                kind,
+            )));
             sent += 1;
         }
         for v in voters {
@@ -157,7 +162,11 @@ pub fn arrivals(
 }
 
 /// The projector: reads `/votes` twice a second, as the results page does.
-pub fn projector(rec: &Recorder, base: &str, stop: tokio::sync::watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn projector(
+    rec: &Recorder,
+    base: &str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> JoinHandle<()> {
     let rec = rec.clone();
     let base = base.to_owned();
     tokio::spawn(async move {
@@ -191,12 +200,10 @@ pub fn projector(rec: &Recorder, base: &str, stop: tokio::sync::watch::Receiver<
 
 /// The value of one sample in Prometheus text.
 pub fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok()).flatten()
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
 }
 
 /// Reads the app's `/metrics` and the runtime's metrics four times a second.
@@ -225,11 +232,14 @@ pub fn observer(
         };
         while !*stop.borrow() {
             let at = rec.now();
-            let (app, host) = tokio::join!(text(format!("{base}/metrics")), text(host_metrics.clone()));
-            let app_checked_out = app.as_deref().and_then(|t| sample(t, "db_pool_checked_out"));
-            let lookups_timed_out = app.as_deref().map(|t| {
-                sample(t, "referral_lookups_total{outcome=\"timed_out\"}").unwrap_or(0.0)
-            });
+            let (app, host) =
+                tokio::join!(text(format!("{base}/metrics")), text(host_metrics.clone()));
+            let app_checked_out = app
+                .as_deref()
+                .and_then(|t| sample(t, "db_pool_checked_out"));
+            let lookups_timed_out = app
+                .as_deref()
+                .map(|t| sample(t, "referral_lookups_total{outcome=\"timed_out\"}").unwrap_or(0.0));
             let host_in_use = host
                 .as_deref()
                 .and_then(|t| sample(t, "honey_runtime_pg_permits_in_use"));

@@ -28,7 +28,10 @@ use crate::audience::{Kind, Recorder};
 use crate::report::Phases;
 
 #[derive(Parser)]
-#[command(name = "rehearse", about = "Rehearse the talk: break the app, fix it, time it")]
+#[command(
+    name = "rehearse",
+    about = "Rehearse the talk: break the app, fix it, time it"
+)]
 struct Args {
     /// The runtime binary.
     #[arg(long, default_value = "target/release/honey")]
@@ -113,7 +116,11 @@ impl Stream {
     }
 }
 
-async fn rehearse(args: &Args, run: usize, out: &std::path::Path) -> anyhow::Result<report::Report> {
+async fn rehearse(
+    args: &Args,
+    run: usize,
+    out: &std::path::Path,
+) -> anyhow::Result<report::Report> {
     let dir = out.join(format!("run-{run}"));
     std::fs::create_dir_all(&dir)?;
     let stamp = std::time::SystemTime::now()
@@ -142,7 +149,16 @@ async fn rehearse(args: &Args, run: usize, out: &std::path::Path) -> anyhow::Res
     let rec = Recorder::new();
     let stack = if args.alerts {
         eprintln!("rehearse: starting Prometheus, Alertmanager and the Slack stand-in");
-        Some(alerts::AlertStack::start(&rec, spec.port, &args.rules, &args.alertmanager_config, &dir).await?)
+        Some(
+            alerts::AlertStack::start(
+                &rec,
+                spec.port,
+                &args.rules,
+                &args.alertmanager_config,
+                &dir,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -152,7 +168,9 @@ async fn rehearse(args: &Args, run: usize, out: &std::path::Path) -> anyhow::Res
     let watcher = stack.as_ref().map(|s| s.watch(&rec, stop_rx.clone()));
 
     // Phase 1: the left QR code.
-    let normal = args.normal_secs.unwrap_or(if args.alerts { 30.0 } else { 12.0 });
+    let normal = args
+        .normal_secs
+        .unwrap_or(if args.alerts { 30.0 } else { 12.0 });
     eprintln!("rehearse: phase 1 ({normal} s): plain votes");
     let plain1 = voters(&rec, &base, Kind::Plain, 4.0, None);
     tokio::time::sleep(Duration::from_secs_f64(normal)).await;
@@ -164,7 +182,9 @@ async fn rehearse(args: &Args, run: usize, out: &std::path::Path) -> anyhow::Res
     eprintln!("rehearse: phase 2: referral votes");
     let referral = voters(&rec, &base, Kind::Referral, 1.5, Some(args.referral_voters));
     let plain2 = voters(&rec, &base, Kind::Plain, 2.0, None);
-    let hold = args.broken_secs.unwrap_or(if args.alerts { 90.0 } else { 20.0 });
+    let hold = args
+        .broken_secs
+        .unwrap_or(if args.alerts { 90.0 } else { 20.0 });
     let mut exhausted_at = None;
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -252,8 +272,7 @@ async fn main_() -> anyhow::Result<bool> {
             PathBuf::from("target/rehearsal").join(stamp.to_string())
         }
     };
-    std::fs::create_dir_all(&out)
-        .with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     eprintln!("rehearse: logs in {}", out.display());
     let mut reports = Vec::new();
     for run in 1..=args.runs {

@@ -160,9 +160,8 @@ pub fn analyse(
             .iter()
             .filter(|v| v.sent_s >= e + 10.0 && v.sent_s < p.fix_s)
             .collect();
-        (!window.is_empty()).then(|| {
-            window.iter().filter(|v| v.status != 200).count() as f64 / window.len() as f64
-        })
+        (!window.is_empty())
+            .then(|| window.iter().filter(|v| v.status != 200).count() as f64 / window.len() as f64)
     });
     let first_ok = votes
         .iter()
@@ -254,7 +253,10 @@ pub fn analyse(
     if let Some(f) = first_full_s.filter(|f| Some(*f) != exhausted_s) {
         timeline.push(Moment {
             at_s: f,
-            what: format!("all {} slots busy for the first time (slow lookups in flight)", p.slots),
+            what: format!(
+                "all {} slots busy for the first time (slow lookups in flight)",
+                p.slots
+            ),
         });
     }
     if let Some(e) = exhausted_s {
@@ -325,7 +327,10 @@ pub fn analyse(
         for m in &a.slack {
             timeline.push(Moment {
                 at_s: m.at_s,
-                what: format!("Slack: {}", m.title.split_whitespace().collect::<Vec<_>>().join(" ")),
+                what: format!(
+                    "Slack: {}",
+                    m.title.split_whitespace().collect::<Vec<_>>().join(" ")
+                ),
             });
         }
     }
@@ -346,7 +351,10 @@ pub fn analyse(
             // Every slot went to a leaked handle, and none was ever returned.
             held: exhausted_s.is_some()
                 && leaks_s.len() == p.slots
-                && leaks_s.last().zip(exhausted_s).is_some_and(|(l, e)| e <= l + 0.5),
+                && leaks_s
+                    .last()
+                    .zip(exhausted_s)
+                    .is_some_and(|(l, e)| e <= l + 0.5),
             detail: format!(
                 "{} handles leaked; exhausted {}",
                 leaks_s.len(),
@@ -356,8 +364,9 @@ pub fn analyse(
         Check {
             promise: "≥ 95% of votes fail from 10 s after exhaustion".into(),
             held: failing_share_after_10s.is_some_and(|s| s >= 0.95),
-            detail: failing_share_after_10s
-                .map_or("no votes in that window".into(), |s| format!("{:.1}%", s * 100.0)),
+            detail: failing_share_after_10s.map_or("no votes in that window".into(), |s| {
+                format!("{:.1}%", s * 100.0)
+            }),
         },
         Check {
             promise: "recovery within 10 s of the fix".into(),
@@ -422,12 +431,17 @@ pub fn print(r: &Report) {
     }
     for s in &r.phases {
         let series: Vec<String> = s.errors_per_second.iter().map(|n| n.to_string()).collect();
-        println!("  errors per second, phase {}: {}", s.phase, series.join(" "));
+        println!(
+            "  errors per second, phase {}: {}",
+            s.phase,
+            series.join(" ")
+        );
     }
     if let Some(s) = &r.stale {
         println!(
             "  projector: results frozen for {} (last change t+{:.1}s{}), /votes unreadable for {:.1} s of it",
-            s.frozen_s.map_or("the rest of the run".into(), |f| format!("{f:.1} s")),
+            s.frozen_s
+                .map_or("the rest of the run".into(), |f| format!("{f:.1} s")),
             s.last_change_s,
             s.next_change_s
                 .map_or(String::new(), |n| format!(", moving again t+{n:.1}s")),
