@@ -50,7 +50,13 @@ fn state() -> String {
 #[http_service]
 async fn handle(request: Request) -> http::Response<FullBody<Bytes>> {
     SERVED.fetch_add(1, Ordering::Relaxed);
-    let action = request.uri().path().rsplit('/').next().unwrap_or("").to_owned();
+    let action = request
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_owned();
     let query = request.uri().query().unwrap_or("").to_owned();
     match action.as_str() {
         "hold" | "open-drop" => {
