@@ -223,6 +223,8 @@ find('SpinApp')['spec']['checks']['liveness']['httpGet']['path'] == '/health'
 {v['name']: v.get('value') for v in find('SpinApp')['spec']['variables']}['public_url'] == 'http://honey.example.test'
 {v['name']: v.get('value') for v in find('SpinApp')['spec']['variables']}['db_host'] == '$FULLNAME-postgresql:5432'
 {v['name']: v.get('value') for v in find('SpinApp')['spec']['variables']}['redis_url'] == 'redis://$FULLNAME-redis:6379'
+{v['name']: v.get('value') for v in find('SpinApp')['spec']['variables']}['db_pool_size'] == '5'
+{v['name']: v.get('value') for v in find('SpinApp')['spec']['variables']}['referral_code'] == 'conf-partner-2026'
 secret('$FULLNAME-postgresql', 'db-url') == 'postgres://honey:test-only-password@$FULLNAME-postgresql:5432/honey'
 'statement_timeout=3s' in find('StatefulSet')['spec']['template']['spec']['containers'][0]['args']
 find('StatefulSet')['spec']['volumeClaimTemplates'][0]['spec']['resources']['requests']['storage'] == '2Gi'
@@ -252,6 +254,7 @@ find('Ingress')['metadata']['annotations']['cert-manager.io/cluster-issuer'] == 
 'max_connections = 2' in secret('$FULLNAME-runtime-config', 'runtime-config.toml')
 find('NetworkPolicy', '$FULLNAME-app')['spec']['egress'][0]['to'] == [{'namespaceSelector': {'matchLabels': {'kubernetes.io/metadata.name': 'kube-system'}}}]
 secret('$FULLNAME-runtime-config', 'runtime-config.toml') == open('runtime-config.toml').read().replace('max_connections = 5', 'max_connections = 2')
+{v['name']: v.get('value') for v in find('SpinApp')['spec']['variables']}['db_pool_size'] == '2'
 EOF
 check "variant render: shim executor, TLS + cert-manager, existing Secrets, max_connections = 2" \
   "$PY" "$CHECKS" expect "$R_VARIANT" "$TMP/variant.expect"

@@ -226,3 +226,11 @@ scrape_configs:
           {{- toYaml . | nindent 10 }}
   {{- end }}
 {{- end -}}
+
+{{/* The max_connections the runtime config above sets: reported to the app as the Spin
+     variable db_pool_size, because the app cannot read the host's runtime config and the
+     projector's gauge and DatabasePoolExhausted compare against it. */}}
+{{- define "conference-app.maxConnections" -}}
+{{- $toml := include "conference-app.runtimeConfigToml" . -}}
+{{- regexReplaceAll "(?s).*(?m:^max_connections[ \t]*=[ \t]*([0-9]+)[ \t]*$).*" $toml "${1}" -}}
+{{- end -}}
