@@ -25,10 +25,16 @@ impl RedisClients {
         // Connect without holding the map: while Redis is down, every open waits for its own
         // connect timeout instead of queueing behind everyone else's.
         let client = redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
+        // The retry delays start at one second and grow by `factor` (backon's exponential
+        // builder; the default factor of 100 meant a refused connection took two minutes to
+        // fail). Capped short: a guest that cannot reach Redis must hear so while its client
+        // still waits, and the next open tries again anyway.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(std::time::Duration::from_secs(2))
             .set_response_timeout(std::time::Duration::from_secs(5))
-            .set_number_of_retries(2);
+            .set_number_of_retries(2)
+            .set_factor(2)
+            .set_max_delay(100);
         let manager = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| Error::Other(format!("cannot connect to Redis: {e}")))?;
