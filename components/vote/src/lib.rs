@@ -1,10 +1,13 @@
-//! `POST /vote`: validate the vote, check its referral code with the referral
-//! component, store it in PostgreSQL, then bump its Redis counter.
+//! `POST /vote`: hold the client to the vote rate limit, validate the vote,
+//! check its referral code with the referral component, store it in
+//! PostgreSQL, then bump its Redis counter.
 
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
+
+mod rate_limit;
 
 use guest_kit::telemetry::RequestMetrics;
 use guest_kit::{
@@ -44,6 +47,10 @@ async fn cast_vote(
     request: Request,
     metrics: &mut RequestMetrics,
 ) -> Result<VoteReceipt, HttpResponse> {
+    // Every attempt counts, valid or not: a script sending junk is as much
+    // a flood as one sending votes, and a phone never sends junk.
+    rate_limit::check(&request).await?;
+
     // A body without a content-type is parsed as JSON, as the original
     // (FastAPI) app did; one declared as anything else is refused.
     if let Some(value) = request.headers().get(header::CONTENT_TYPE)
@@ -108,7 +115,10 @@ async fn check_referral(code: &ReferralCode) -> Result<(), HttpResponse> {
     let verdict = match guest_kit::within(limit, ask).await {
         Some(Ok(verdict)) => verdict,
         Some(Err(e)) => {
-            eprintln!("vote: referral service unreachable: {e}");
+            eprintln!(
+                "vote: referral service unreachable: {}",
+                guest_kit::redact_secrets(&e.to_string())
+            );
             Verdict::Unavailable
         }
         None => {
@@ -168,16 +178,17 @@ async fn record(vote: &Vote) -> Result<(), GuestError> {
         Ok(counted) => counted,
         Err(e) => {
             if let Err(rollback) = db.execute("ROLLBACK", Vec::new()).await {
-                eprintln!("vote: rollback failed: {rollback}");
+                eprintln!(
+                    "vote: rollback failed: {}",
+                    guest_kit::redact_secrets(&rollback.to_string())
+                );
             }
             return Err(e);
         }
     };
     if let Err(e) = db.execute("COMMIT", Vec::new()).await {
         // Not stored, so it must not stay counted either.
-        if counted
-            && let Err(undo) = counts::add(&redis, &redis_prefix, vote.choice, -1).await
-        {
+        if counted && let Err(undo) = counts::add(&redis, &redis_prefix, vote.choice, -1).await {
             eprintln!("vote: cannot take back the count of an uncommitted vote: {undo}");
         }
         return Err(guest_kit::postgres_error(e));

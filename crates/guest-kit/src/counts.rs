@@ -56,7 +56,9 @@ fn bin(s: impl Into<String>) -> RedisParameter {
 }
 
 fn count_keys(prefix: &str) -> impl Iterator<Item = RedisParameter> + '_ {
-    Choice::ALL.into_iter().map(move |c| bin(vote_key(prefix, c)))
+    Choice::ALL
+        .into_iter()
+        .map(move |c| bin(vote_key(prefix, c)))
 }
 
 /// Adds `delta` to `choice`'s count if the copy is valid. `Ok(false)` means
@@ -165,7 +167,10 @@ async fn rebuild_in_transaction(
         .await
         .map_err(postgres_error)?;
     let rows = db
-        .query("SELECT choice, count(*) FROM votes GROUP BY choice", Vec::new())
+        .query(
+            "SELECT choice, count(*) FROM votes GROUP BY choice",
+            Vec::new(),
+        )
         .await
         .map_err(postgres_error)?
         .collect()
@@ -208,7 +213,11 @@ mod tests {
 
     #[test]
     fn no_valid_copy_is_none_and_odd_replies_are_errors() {
-        assert!(tally_from_reply(&[RedisResult::Int64(-1)]).unwrap().is_none());
+        assert!(
+            tally_from_reply(&[RedisResult::Int64(-1)])
+                .unwrap()
+                .is_none()
+        );
         assert!(tally_from_reply(&[RedisResult::Int64(1)]).is_err());
         let mut reply: Vec<_> = [1, 2, 3, 4, 5].map(RedisResult::Int64).into();
         reply[2] = RedisResult::Binary(b"lots".to_vec());

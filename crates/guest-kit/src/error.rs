@@ -1,5 +1,6 @@
 use http::StatusCode;
 
+use crate::redact::redact_secrets;
 use crate::response::{HttpResponse, error};
 
 /// A failure that is not the client's fault, with the answer it deserves.
@@ -19,10 +20,11 @@ pub enum GuestError {
 }
 
 impl GuestError {
+    /// `cause` is kept with its passwords masked: it is logged.
     pub fn unavailable(detail: &'static str, cause: impl std::fmt::Display) -> Self {
         GuestError::Unavailable {
             detail,
-            cause: cause.to_string(),
+            cause: redact_secrets(&cause.to_string()),
         }
     }
 
@@ -51,7 +53,7 @@ impl GuestError {
 
     /// Logs the full error to stderr and answers `{"detail": ...}`.
     pub fn into_response(self) -> HttpResponse {
-        eprintln!("error: {self}");
+        eprintln!("error: {}", redact_secrets(&self.to_string()));
         error(self.status(), &self.detail())
     }
 }
@@ -77,5 +79,15 @@ mod tests {
             "Server misconfigured: variable db_url is unavailable"
         );
         assert_eq!(e.into_response().status(), 500);
+    }
+
+    #[test]
+    fn causes_lose_their_passwords() {
+        let e = GuestError::unavailable(
+            "Database unavailable",
+            "cannot open postgres://honey:s3cret@db/honey",
+        );
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert_eq!(e.detail(), "Database unavailable");
     }
 }

@@ -12,6 +12,7 @@
 mod body;
 pub mod counts;
 mod error;
+mod redact;
 mod response;
 mod store;
 pub mod telemetry;
@@ -19,6 +20,7 @@ mod vars;
 
 pub use body::{BodyError, read_body_limited};
 pub use error::GuestError;
+pub use redact::redact_secrets;
 pub use response::{HttpResponse, error, json, method_not_allowed, not_found, response_with_body};
 pub use store::{open_postgres, open_redis, postgres_error, redis_error, within};
 pub use vars::{duration_ms_variable, variable};

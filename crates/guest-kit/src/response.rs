@@ -11,8 +11,13 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 // API answers change every few hundred milliseconds (the projector polls
 // /votes twice a second): no cache may keep them.
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+// Browsers must take every answer as the type it says it is: a JSON error that
+// echoes input must never be sniffed into HTML.
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+// An API answer opened in a browser tab runs nothing and loads nothing.
+const API_CSP: HeaderValue = HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'");
 
-/// A response with the given body and `content-type`.
+/// A response with the given body, `content-type` and `x-content-type-options: nosniff`.
 pub fn response_with_body(
     status: StatusCode,
     content_type: HeaderValue,
@@ -20,20 +25,26 @@ pub fn response_with_body(
 ) -> HttpResponse {
     let mut response = http::Response::new(FullBody::new(body.into()));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, content_type);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
     response
 }
 
-/// `value` as JSON with `content-type: application/json`, `cache-control: no-store`.
+/// The headers every JSON answer carries besides its type.
+fn api_headers(response: &mut HttpResponse) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, NO_STORE);
+    headers.insert(header::CONTENT_SECURITY_POLICY, API_CSP);
+}
+
+/// `value` as JSON with `content-type: application/json`, `cache-control: no-store`,
+/// `x-content-type-options: nosniff` and a CSP that allows nothing.
 pub fn json(status: StatusCode, value: &impl Serialize) -> HttpResponse {
     match serde_json::to_vec(value) {
         Ok(body) => {
             let mut response = response_with_body(status, JSON, body);
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, NO_STORE);
+            api_headers(&mut response);
             response
         }
         Err(e) => {
@@ -46,9 +57,7 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> HttpResponse {
 /// `{"detail": <detail>}` with the given status.
 pub fn error(status: StatusCode, detail: &str) -> HttpResponse {
     let mut response = response_with_body(status, JSON, poll_core::error_body(detail));
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, NO_STORE);
+    api_headers(&mut response);
     response
 }
 
@@ -92,6 +101,11 @@ mod tests {
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
         assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(
+            r.headers()[header::CONTENT_SECURITY_POLICY],
+            "default-src 'none'; frame-ancestors 'none'"
+        );
         assert_eq!(body_bytes(r), br#"{"status":"healthy"}"#);
     }
 
@@ -100,6 +114,8 @@ mod tests {
         let r = error(StatusCode::SERVICE_UNAVAILABLE, "Database unavailable");
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(r.headers().contains_key(header::CONTENT_SECURITY_POLICY));
         assert_eq!(body_bytes(r), br#"{"detail":"Database unavailable"}"#);
 
         let r = not_found();

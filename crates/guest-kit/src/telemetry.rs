@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::{Method, StatusCode};
-use poll_metrics::{Counter, bucket_index, counter_field, keys, latency_field_prefix, request_field};
+use poll_metrics::{
+    Counter, bucket_index, counter_field, keys, latency_field_prefix, request_field,
+};
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
 /// The longest a request's answer waits for its metrics to be written (Redis
@@ -83,7 +85,8 @@ impl RequestMetrics {
 
     /// Adds one to `counter{label=value}` when the request is recorded.
     pub fn count(&mut self, counter: Counter, label: &str, value: &str) {
-        self.counters.push((counter_field(counter, label, value), 1));
+        self.counters
+            .push((counter_field(counter, label, value), 1));
     }
 
     /// Writes the observation. Never fails the request.
@@ -92,7 +95,12 @@ impl RequestMetrics {
         match crate::within(WRITE_LIMIT, self.write(status, elapsed)).await {
             Some(Ok(())) => {}
             Some(Err(e)) => {
-                eprintln!("telemetry: cannot record {} {}: {e}", self.method, self.endpoint)
+                eprintln!(
+                    "telemetry: cannot record {} {}: {}",
+                    self.method,
+                    self.endpoint,
+                    crate::redact_secrets(&e)
+                )
             }
             None => eprintln!(
                 "telemetry: recording {} {} took over {} ms; dropped",
@@ -104,13 +112,13 @@ impl RequestMetrics {
     }
 
     async fn write(&self, status: StatusCode, elapsed: Duration) -> Result<(), String> {
-        let url = crate::variable("redis_url").await.map_err(|e| e.to_string())?;
+        let url = crate::variable("redis_url")
+            .await
+            .map_err(|e| e.to_string())?;
         let prefix = crate::variable("redis_prefix")
             .await
             .map_err(|e| e.to_string())?;
-        let redis = Connection::open(&url)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
+        let redis = Connection::open(&url).await.map_err(|e| format!("{e:?}"))?;
         let window_key = format!("{prefix}{}{}", keys::RECENT, unix_seconds());
         let window_field = match (self.in_window, status.is_server_error()) {
             (false, _) => "",
@@ -149,13 +157,13 @@ impl RequestMetrics {
 /// chains to, which must not count as an answered request twice).
 pub async fn count(counter: Counter, label: &str, value: &str) {
     let result = crate::within(WRITE_LIMIT, async {
-        let url = crate::variable("redis_url").await.map_err(|e| e.to_string())?;
+        let url = crate::variable("redis_url")
+            .await
+            .map_err(|e| e.to_string())?;
         let prefix = crate::variable("redis_prefix")
             .await
             .map_err(|e| e.to_string())?;
-        let redis = Connection::open(&url)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
+        let redis = Connection::open(&url).await.map_err(|e| format!("{e:?}"))?;
         redis
             .execute(
                 "HINCRBY",
@@ -172,7 +180,11 @@ pub async fn count(counter: Counter, label: &str, value: &str) {
     .await
     .unwrap_or_else(|| Err("Redis did not answer in time".into()));
     if let Err(e) = result {
-        eprintln!("telemetry: cannot count {}: {e}", counter.name);
+        eprintln!(
+            "telemetry: cannot count {}: {}",
+            counter.name,
+            crate::redact_secrets(&e)
+        );
     }
 }
 
@@ -215,13 +227,13 @@ return 1
 /// expires after `ttl` unless published again, so an instance that is gone
 /// stops counting within `ttl`: keep republishing while holding any.
 pub async fn publish_held_handles(held: usize, ttl: Duration) -> Result<(), String> {
-    let url = crate::variable("redis_url").await.map_err(|e| e.to_string())?;
+    let url = crate::variable("redis_url")
+        .await
+        .map_err(|e| e.to_string())?;
     let prefix = crate::variable("redis_prefix")
         .await
         .map_err(|e| e.to_string())?;
-    let redis = Connection::open(&url)
-        .await
-        .map_err(|e| format!("{e:?}"))?;
+    let redis = Connection::open(&url).await.map_err(|e| format!("{e:?}"))?;
     let id = instance_id();
     redis
         .execute(

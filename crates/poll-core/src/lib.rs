@@ -13,6 +13,7 @@
 mod choice;
 mod detail;
 mod encoding;
+pub mod rate_limit;
 pub mod referral;
 mod results;
 mod vote;
@@ -20,6 +21,9 @@ mod vote;
 pub use choice::{Choice, INVALID_CHOICE_DETAIL};
 pub use detail::{ErrorBody, INVALID_REFERRAL_DETAIL, NOT_FOUND_DETAIL, error_body};
 pub use encoding::{percent_decode, percent_encode};
+pub use rate_limit::{
+    DEFAULT_VOTE_RATE_LIMIT, RateLimit, client_key, parse_flag, parse_rate_limit, retry_after_secs,
+};
 pub use results::{CounterError, Tally, parse_counter};
 pub use vote::{
     MAX_BODY_BYTES, MAX_REFERRAL_CHARS, ReferralCode, Vote, VoteError, VoteReceipt,
