@@ -105,20 +105,7 @@ impl PrivatePg {
                 .arg(pg.data()),
             "initdb",
         );
-        let opts = format!(
-            "-h 127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
-            pg.port,
-            pg.dir.display()
-        );
-        run(
-            pg.cmd("pg_ctl")
-                .args(["-w", "-D"])
-                .arg(pg.data())
-                .arg("-l")
-                .arg(pg.dir.join("log"))
-                .args(["-o", &opts, "start"]),
-            "pg_ctl start",
-        );
+        pg.pg_ctl("start");
         pg
     }
 
@@ -176,6 +163,16 @@ impl PrivatePg {
         url
     }
 
+    /// The server's options, given again at every start: unlike `restart`, a `pg_ctl start`
+    /// does not remember them (it would try the default port and socket directory).
+    fn options(&self) -> String {
+        format!(
+            "-h 127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        )
+    }
+
     fn pg_ctl(&self, action: &str) {
         run(
             self.cmd("pg_ctl")
@@ -183,7 +180,7 @@ impl PrivatePg {
                 .arg(self.data())
                 .arg("-l")
                 .arg(self.dir.join("log"))
-                .arg(action),
+                .args(["-o", &self.options(), action]),
             &format!("pg_ctl {action}"),
         );
     }
