@@ -12,44 +12,12 @@
 //!   the rebuild's count (and any increment it made is overwritten by that count), or its insert
 //!   waited for the rebuild and it increments the fresh counts.
 
+use poll_core::counts::{COUNT_SCRIPT, READ_SCRIPT, READY_KEY, REBUILD_SCRIPT, REBUILDING_KEY};
 use poll_core::{Choice, Tally, vote_key};
 use spin_sdk::pg::{self, DbValue};
 use spin_sdk::redis::{self, RedisParameter, RedisResult};
 
 use crate::{GuestError, postgres_error, redis_error};
-
-const READY: &str = "counts:ready";
-const REBUILDING: &str = "counts:rebuilding";
-
-// KEYS: marker, count key. ARGV: delta. -1 = not counted (no valid copy).
-const COUNT: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('INCRBY', KEYS[2], ARGV[1])
-end
-return -1
-";
-
-// KEYS: marker, then the five count keys. {-1} = no valid copy.
-const READ: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return {-1}
-end
-local out = {}
-for i = 2, #KEYS do
-  out[#out + 1] = tonumber(redis.call('GET', KEYS[i]) or '0')
-end
-return out
-";
-
-// KEYS: marker, rebuild lock, then the five count keys. ARGV: the five counts.
-const WRITE: &str = r"
-for i = 3, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[i - 2])
-end
-redis.call('SET', KEYS[1], '1')
-redis.call('DEL', KEYS[2])
-return 1
-";
 
 fn bin(s: impl Into<String>) -> RedisParameter {
     RedisParameter::Binary(s.into().into_bytes())
@@ -73,9 +41,9 @@ pub async fn add(
         .execute(
             "EVAL",
             [
-                bin(COUNT),
+                bin(COUNT_SCRIPT),
                 bin("2"),
-                bin(format!("{prefix}{READY}")),
+                bin(format!("{prefix}{READY_KEY}")),
                 bin(vote_key(prefix, choice)),
                 bin(delta.to_string()),
             ],
@@ -87,7 +55,11 @@ pub async fn add(
 
 /// The counts, or `None` when the copy is not valid and must be rebuilt.
 pub async fn read(redis: &redis::Connection, prefix: &str) -> Result<Option<Tally>, GuestError> {
-    let mut args = vec![bin(READ), bin("6"), bin(format!("{prefix}{READY}"))];
+    let mut args = vec![
+        bin(READ_SCRIPT),
+        bin("6"),
+        bin(format!("{prefix}{READY_KEY}")),
+    ];
     args.extend(count_keys(prefix));
     let reply = redis.execute("EVAL", args).await.map_err(redis_error)?;
     tally_from_reply(&reply)
@@ -116,7 +88,7 @@ fn tally_from_reply(reply: &[RedisResult]) -> Result<Option<Tally>, GuestError> 
 /// Forgets the copy (after a reset): the next reader rebuilds it.
 pub async fn invalidate(redis: &redis::Connection, prefix: &str) -> Result<(), GuestError> {
     redis
-        .del(&[format!("{prefix}{READY}")])
+        .del(&[format!("{prefix}{READY_KEY}")])
         .await
         .map(|_| ())
         .map_err(redis_error)
@@ -134,7 +106,7 @@ pub async fn rebuild(
         .execute(
             "SET",
             [
-                bin(format!("{prefix}{REBUILDING}")),
+                bin(format!("{prefix}{REBUILDING_KEY}")),
                 bin("1"),
                 bin("NX"),
                 bin("PX"),
@@ -186,10 +158,10 @@ async fn rebuild_in_transaction(
         }
     }
     let mut args = vec![
-        bin(WRITE),
+        bin(REBUILD_SCRIPT),
         bin("7"),
-        bin(format!("{prefix}{READY}")),
-        bin(format!("{prefix}{REBUILDING}")),
+        bin(format!("{prefix}{READY_KEY}")),
+        bin(format!("{prefix}{REBUILDING_KEY}")),
     ];
     args.extend(count_keys(prefix));
     args.extend(Choice::ALL.map(|c| bin(tally.get(c).to_string())));

@@ -11,6 +11,7 @@
 )]
 
 mod choice;
+pub mod counts;
 mod detail;
 mod encoding;
 pub mod rate_limit;
