@@ -9,7 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    HostMetrics, Runtime, RuntimeBuilder, app_metrics, fixed_manifest, free_port, sample, vote,
+    HostMetrics, Runtime, RuntimeBuilder, app_metrics, fixed_manifest, free_port, metrics_when,
+    sample, vote,
 };
 
 const CODE: &str = "conf-partner-2026";
@@ -62,7 +63,7 @@ async fn five_referral_votes_leak_five_handles_then_plain_votes_get_a_prompt_503
         5.0,
         "five leaked handles hold all five slots"
     );
-    let metrics = app_metrics(&rt).await;
+    let metrics = metrics_when(&rt, "referral_lookups_total{outcome=\"timed_out\"}", 5.0).await;
     assert_eq!(sample(&metrics, "db_pool_checked_out"), 5.0, "{metrics}");
     assert_eq!(sample(&metrics, "db_pool_size"), 5.0);
     assert_eq!(
@@ -84,7 +85,12 @@ async fn five_referral_votes_leak_five_handles_then_plain_votes_get_a_prompt_503
         took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
         "{took:?}"
     );
-    let metrics = app_metrics(&rt).await;
+    let metrics = metrics_when(
+        &rt,
+        "http_requests_total{method=\"POST\",endpoint=\"/vote\",status=\"503\"}",
+        2.0,
+    )
+    .await;
     assert!(
         sample(
             &metrics,
@@ -226,7 +232,12 @@ async fn with_the_fix_ten_times_the_traffic_leaks_nothing_and_fails_nothing() {
         host.wait_for(IN_USE, 0.0, Duration::from_secs(5)).await,
         0.0
     );
-    let metrics = app_metrics(&rt).await;
+    let metrics = metrics_when(
+        &rt,
+        "referral_lookups_total{outcome=\"exact_matched\"}",
+        50.0,
+    )
+    .await;
     assert_eq!(
         sample(
             &metrics,

@@ -8,7 +8,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{HostMetrics, RuntimeBuilder, app_metrics, client, free_port, sample, vote};
+use common::{
+    HostMetrics, RuntimeBuilder, app_metrics, client, free_port, metrics_when, sample, vote,
+};
 
 /// `promtool check metrics` reads the exposition on stdin and fails on malformed text.
 fn promtool_accepts(text: &str) {
@@ -60,7 +62,29 @@ async fn metrics_parse_and_count_exactly_the_requests_made() {
         assert_eq!(r.status(), 404, "{path}");
     }
 
-    let text = app_metrics(&rt).await;
+    // Each component writes its observations just after answering: wait until every
+    // instance's have landed, then everything must match exactly.
+    let mut text = String::new();
+    for (series, want) in [
+        (
+            "http_requests_total{method=\"POST\",endpoint=\"/vote\",status=\"200\"}",
+            7.0,
+        ),
+        (
+            "http_requests_total{method=\"POST\",endpoint=\"/vote\",status=\"400\"}",
+            3.0,
+        ),
+        (
+            "http_requests_total{method=\"GET\",endpoint=\"/votes\",status=\"200\"}",
+            4.0,
+        ),
+        (
+            "http_requests_total{method=\"GET\",endpoint=\"/health\",status=\"200\"}",
+            2.0,
+        ),
+    ] {
+        text = metrics_when(&rt, series, want).await;
+    }
     promtool_accepts(&text);
     let vote_ok = "http_requests_total{method=\"POST\",endpoint=\"/vote\",status=\"200\"}";
     assert_eq!(sample(&text, vote_ok), 7.0, "{text}");

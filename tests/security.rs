@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{Runtime, RuntimeBuilder, app_metrics, client, free_port};
+use common::{Runtime, RuntimeBuilder, client, free_port, metrics_when};
 use futures::future::join_all;
 use serde_json::{Value, json};
 
@@ -535,7 +535,21 @@ async fn hostile_strings_are_never_reflected_unescaped_in_pages_or_metrics() {
         .send()
         .await
         .unwrap();
-    let metrics = app_metrics(&rt).await;
+    // The EVIL request is counted, under a bounded label.
+    let metrics = metrics_when(
+        &rt,
+        "http_requests_total{method=\"OTHER\",endpoint=\"/vote\",status=\"405\"}",
+        1.0,
+    )
+    .await;
+    assert_eq!(
+        common::sample(
+            &metrics,
+            "http_requests_total{method=\"OTHER\",endpoint=\"/vote\",status=\"405\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
     for bad in ["<script", "evil", "EVIL", "onerror"] {
         assert!(
             !metrics.contains(bad),

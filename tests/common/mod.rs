@@ -475,6 +475,20 @@ pub async fn app_metrics(rt: &Runtime) -> String {
         .unwrap()
 }
 
+/// The app's `/metrics` once `series` reads `want`, polling for up to 3 s: components write
+/// their observations just after answering, so the last few land a moment later. Returns the
+/// last text read either way (the caller's assertions say what was wrong).
+pub async fn metrics_when(rt: &Runtime, series: &str, want: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let text = app_metrics(rt).await;
+        if sample(&text, series) == want || Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// POSTs a vote; returns status, body and how long the answer took.
 pub async fn vote(
     rt: &Runtime,

@@ -36,7 +36,7 @@ async fn handle(request: Request) -> HttpResponse {
     };
     let metrics = RequestMetrics::start(request.method(), endpoint);
     let response = respond(&request, endpoint).await;
-    metrics.finish(response.status()).await;
+    metrics.finish(response.status());
     response
 }
 

@@ -43,7 +43,7 @@ async fn handle(request: Request) -> HttpResponse {
             _ => not_found(),
         }
     };
-    metrics.finish(response.status()).await;
+    metrics.finish(response.status());
     response
 }
 

@@ -54,7 +54,7 @@ async fn handle(request: Request) -> HttpResponse {
         };
         result.unwrap_or_else(GuestError::into_response)
     };
-    metrics.finish(response.status()).await;
+    metrics.finish(response.status());
     response
 }
 

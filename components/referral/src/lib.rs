@@ -50,7 +50,7 @@ async fn handle(request: Request) -> HttpResponse {
                 (Found::Exact(_), true) => "exact_matched",
                 (Found::Exact(_), false) => "exact_unknown",
             };
-            guest_kit::telemetry::count(REFERRAL_LOOKUPS, "outcome", outcome).await;
+            guest_kit::telemetry::count(REFERRAL_LOOKUPS, "outcome", outcome);
             match found.partner() {
                 Some(partner) => json(
                     StatusCode::OK,
@@ -69,7 +69,7 @@ async fn handle(request: Request) -> HttpResponse {
         }
         Err(e) => {
             eprintln!("referral: lookup failed: {e}");
-            guest_kit::telemetry::count(REFERRAL_LOOKUPS, "outcome", "failed").await;
+            guest_kit::telemetry::count(REFERRAL_LOOKUPS, "outcome", "failed");
             error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Referral lookup unavailable",

@@ -68,7 +68,7 @@ pub async fn find_partner(db: &Database, code: &str) -> Result<Found, LookupErro
         Ok(partner) => Ok(Found::ByKey(partner)),
         Err(e) if e.is_statement_timeout() => {
             eprintln!("referral: key lookup timed out ({e}); trying the exact code");
-            guest_kit::telemetry::count(REFERRAL_LOOKUPS, "outcome", "timed_out").await;
+            guest_kit::telemetry::count(REFERRAL_LOOKUPS, "outcome", "timed_out");
             Ok(Found::Exact(find_exact(db, code).await?))
         }
         Err(e) => Err(e),

@@ -30,7 +30,7 @@ async fn handle(request: Request) -> HttpResponse {
             Err(e) => e.into_response(),
         }
     };
-    metrics.finish(response.status()).await;
+    metrics.finish(response.status());
     response
 }
 

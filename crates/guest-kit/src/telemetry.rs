@@ -1,44 +1,32 @@
 //! Records the app's metrics in Redis, where every instance of every component adds to the same
 //! numbers and the `metrics` component reads them (key layout and rendering: `poll-metrics`).
 //!
-//! Recording is best effort: a request whose metrics cannot be written (Redis down) is still
-//! answered, and the failure is logged.
+//! Recording is off the answer's path and batched: a finished request adds its observation to
+//! its instance's batch and is answered at once; a writer task, started by the first request
+//! that finds nobody writing, waits a moment, sums whatever the instance's requests observed
+//! meanwhile and adds it to Redis in one script call, and repeats until the batch stays empty,
+//! then ends (so an idle instance can still be retired). Under load that is one Redis call for
+//! many requests; an observation lands at most a few tens of milliseconds after its answer.
+//!
+//! Recording is best effort: metrics that cannot be written (Redis down) are dropped and the
+//! failure is logged; the requests they describe were answered regardless.
 
+use std::cell::RefCell;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::{Method, StatusCode};
-use poll_metrics::{
-    Counter, bucket_index, counter_field, keys, latency_field_prefix, request_field,
-};
+use poll_metrics::{Counter, Increments, Observation, RECORD_SCRIPT, counter_field, keys};
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
-/// The longest a request's answer waits for its metrics to be written (Redis
-/// slow or down): metrics must never hold an answer up for long.
+/// The longest one batch may take to write (Redis slow or down) before it is dropped, so a
+/// writer never keeps its instance alive for long.
 const WRITE_LIMIT: Duration = Duration::from_millis(500);
 
-/// How long the per-second "recent answers" hashes live.
-const RECENT_TTL_SECS: u64 = 60;
-
-// One script per observation keeps it to a single Redis round trip.
-// KEYS: requests, latency, counters, recent-window hash.
-// ARGV: request field, latency prefix, bucket, seconds, window field ('' = none),
-//       window ttl, then counter field/increment pairs.
-const RECORD: &str = r"
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('HINCRBY', KEYS[2], ARGV[2] .. 'b' .. ARGV[3], 1)
-redis.call('HINCRBY', KEYS[2], ARGV[2] .. 'count', 1)
-redis.call('HINCRBYFLOAT', KEYS[2], ARGV[2] .. 'sum', ARGV[4])
-if ARGV[5] ~= '' then
-  redis.call('HINCRBY', KEYS[4], ARGV[5], 1)
-  redis.call('EXPIRE', KEYS[4], ARGV[6])
-end
-for i = 7, #ARGV, 2 do
-  redis.call('HINCRBY', KEYS[3], ARGV[i], ARGV[i + 1])
-end
-return 1
-";
+/// How long a writer gathers observations before each write: the most an observation waits
+/// to reach Redis, and about one write per this long per busy instance.
+const GATHER_FOR: Duration = Duration::from_millis(100);
 
 /// The metrics of one request, written when it is answered.
 pub struct RequestMetrics {
@@ -89,103 +77,104 @@ impl RequestMetrics {
             .push((counter_field(counter, label, value), 1));
     }
 
-    /// Writes the observation. Never fails the request.
-    pub async fn finish(self, status: StatusCode) {
-        let elapsed = self.started.elapsed();
-        match crate::within(WRITE_LIMIT, self.write(status, elapsed)).await {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                eprintln!(
-                    "telemetry: cannot record {} {}: {}",
-                    self.method,
-                    self.endpoint,
-                    crate::redact_secrets(&e)
-                )
-            }
-            None => eprintln!(
-                "telemetry: recording {} {} took over {} ms; dropped",
-                self.method,
-                self.endpoint,
-                WRITE_LIMIT.as_millis()
-            ),
-        }
-    }
-
-    async fn write(&self, status: StatusCode, elapsed: Duration) -> Result<(), String> {
-        let url = crate::variable("redis_url")
-            .await
-            .map_err(|e| e.to_string())?;
-        let prefix = crate::variable("redis_prefix")
-            .await
-            .map_err(|e| e.to_string())?;
-        let redis = Connection::open(&url).await.map_err(|e| format!("{e:?}"))?;
-        let window_key = format!("{prefix}{}{}", keys::RECENT, unix_seconds());
-        let window_field = match (self.in_window, status.is_server_error()) {
-            (false, _) => "",
-            (true, false) => "ok",
-            (true, true) => "error",
+    /// Queues the observation for this instance's writer. Never fails, never waits.
+    pub fn finish(self, status: StatusCode) {
+        let observation = Observation {
+            method: self.method,
+            endpoint: self.endpoint,
+            status: status.as_u16(),
+            seconds: self.started.elapsed().as_secs_f64(),
+            recent: self
+                .in_window
+                .then(|| (unix_seconds(), status.is_server_error())),
+            counters: self.counters,
         };
-        let seconds = elapsed.as_secs_f64();
-        let mut args = vec![
-            text(RECORD),
-            text("4"),
-            text(format!("{prefix}{}", keys::REQUESTS)),
-            text(format!("{prefix}{}", keys::LATENCY)),
-            text(format!("{prefix}{}", keys::COUNTERS)),
-            text(window_key),
-            text(request_field(self.method, self.endpoint, status.as_u16())),
-            text(latency_field_prefix(self.method, self.endpoint)),
-            text(bucket_index(seconds).to_string()),
-            text(format!("{seconds:.6}")),
-            text(window_field),
-            text(RECENT_TTL_SECS.to_string()),
-        ];
-        for (field, by) in &self.counters {
-            args.push(text(field.clone()));
-            args.push(text(by.to_string()));
-        }
-        redis
-            .execute("EVAL", args)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
+        record(|batch| batch.add(&observation));
     }
 }
 
 /// Adds one to `counter{label=value}` outside any HTTP observation (for work
 /// whose requests are internal, like the referral check the vote component
 /// chains to, which must not count as an answered request twice).
-pub async fn count(counter: Counter, label: &str, value: &str) {
-    let result = crate::within(WRITE_LIMIT, async {
-        let url = crate::variable("redis_url")
-            .await
-            .map_err(|e| e.to_string())?;
-        let prefix = crate::variable("redis_prefix")
-            .await
-            .map_err(|e| e.to_string())?;
-        let redis = Connection::open(&url).await.map_err(|e| format!("{e:?}"))?;
-        redis
-            .execute(
-                "HINCRBY",
-                [
-                    text(format!("{prefix}{}", keys::COUNTERS)),
-                    text(counter_field(counter, label, value)),
-                    text("1"),
-                ],
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("{e:?}"))
-    })
-    .await
-    .unwrap_or_else(|| Err("Redis did not answer in time".into()));
-    if let Err(e) = result {
-        eprintln!(
-            "telemetry: cannot count {}: {}",
-            counter.name,
-            crate::redact_secrets(&e)
-        );
+pub fn count(counter: Counter, label: &str, value: &str) {
+    record(|batch| batch.count(counter_field(counter, label, value), 1));
+}
+
+#[derive(Default)]
+struct Batch {
+    pending: Increments,
+    writing: bool,
+}
+
+thread_local! {
+    // Lives as long as the component instance, shared by all its requests.
+    static BATCH: RefCell<Batch> = RefCell::new(Batch::default());
+}
+
+fn record(add: impl FnOnce(&mut Increments)) {
+    let start_writer = BATCH.with_borrow_mut(|batch| {
+        add(&mut batch.pending);
+        !std::mem::replace(&mut batch.writing, true)
+    });
+    if start_writer {
+        // Runs after the current request's answer, as work of the request that started it.
+        spin_sdk::wasip3::spawn(write_batches());
     }
+}
+
+async fn write_batches() {
+    loop {
+        // Gather for a moment first: under load, the instance's other requests finish
+        // meanwhile and share the write.
+        spin_sdk::time::sleep(GATHER_FOR).await;
+        let increments = BATCH.with_borrow_mut(|batch| {
+            if batch.pending.is_empty() {
+                batch.writing = false;
+                None
+            } else {
+                Some(std::mem::take(&mut batch.pending))
+            }
+        });
+        let Some(increments) = increments else {
+            return;
+        };
+        let written = crate::within(WRITE_LIMIT, write(&increments))
+            .await
+            .unwrap_or_else(|| {
+                Err(format!(
+                    "Redis did not answer within {} ms",
+                    WRITE_LIMIT.as_millis()
+                ))
+            });
+        if let Err(e) = written {
+            eprintln!(
+                "telemetry: dropped the metrics of {} requests: {}",
+                increments.observations(),
+                crate::redact_secrets(&e)
+            );
+        }
+    }
+}
+
+async fn write(increments: &Increments) -> Result<(), String> {
+    let url = crate::variable("redis_url")
+        .await
+        .map_err(|e| e.to_string())?;
+    let prefix = crate::variable("redis_prefix")
+        .await
+        .map_err(|e| e.to_string())?;
+    let redis = Connection::open(&url).await.map_err(|e| format!("{e:?}"))?;
+    let (keys, argv) = increments.script_args(&prefix);
+    let mut args = Vec::with_capacity(2 + keys.len() + argv.len());
+    args.push(text(RECORD_SCRIPT));
+    args.push(text(keys.len().to_string()));
+    args.extend(keys.into_iter().map(text));
+    args.extend(argv.into_iter().map(text));
+    redis
+        .execute("EVAL", args)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
 }
 
 fn text(s: impl Into<String>) -> RedisParameter {

@@ -12,8 +12,10 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod record;
 mod render;
 
+pub use record::{Increments, Observation, RECENT_TTL_SECS, RECORD_SCRIPT};
 pub use render::{Exposition, render_counters, render_latency, render_requests};
 
 /// Upper bounds (seconds) of the latency histogram. 2 s is one of them because
