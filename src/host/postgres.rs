@@ -44,8 +44,9 @@ impl PgPools {
             config,
             NoTls,
             ManagerConfig {
-                // Reset session state between guests, so one guest's `SET` never leaks into another's.
-                recycling_method: RecyclingMethod::Clean,
+                // The session is reset when a guest gives a backend back (`GuestConnection`'s
+                // drop), not when the next one takes it: see `SESSION_RESET`.
+                recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(manager)
@@ -59,9 +60,44 @@ impl PgPools {
 
 /// One guest connection: a pooled backend, returned to the pool when the guest drops it.
 struct GuestConnection {
-    client: Arc<deadpool_postgres::Object>,
+    client: Option<Arc<deadpool_postgres::Object>>,
     // Dropped with the connection (or with the whole instance), which frees the slot.
     _permit: PgPermit,
+}
+
+/// What Spin's host pool runs on every backend before another guest gets it (deadpool's
+/// `RecyclingMethod::Clean`), so one guest's `SET`, cursors, temp tables or advisory locks never
+/// leak into another's. We run the same statements when a guest gives the backend back, in the
+/// background: the next guest finds a clean session either way, but no guest waits for the reset
+/// while it holds one of the app's connection slots.
+const SESSION_RESET: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+    UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
+
+impl Drop for GuestConnection {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            // Queued behind anything the guest still has in flight on this backend.
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = client.batch_execute(SESSION_RESET).await {
+                        tracing::warn!(error = %e, "postgres session reset failed; closing the backend");
+                        if let Ok(object) = Arc::try_unwrap(client) {
+                            // Never handed out again.
+                            let _ = deadpool_postgres::Object::take(object);
+                        }
+                    }
+                });
+            }
+            Err(_) => {
+                if let Ok(object) = Arc::try_unwrap(client) {
+                    let _ = deadpool_postgres::Object::take(object);
+                }
+            }
+        }
+    }
 }
 
 struct GuestBuilder {
@@ -106,7 +142,7 @@ impl PgState {
     fn client(&self, rep: u32) -> Result<Arc<deadpool_postgres::Object>, Error> {
         self.connections
             .get(&rep)
-            .map(|c| c.client.clone())
+            .and_then(|c| c.client.clone())
             .ok_or_else(|| Error::ConnectionFailed("no connection found".into()))
     }
 
@@ -156,7 +192,7 @@ async fn connect(plan: OpenPlan) -> Result<GuestConnection, Error> {
         .await
         .map_err(|e| Error::ConnectionFailed(format!("{e}")))?;
     Ok(GuestConnection {
-        client: Arc::new(client),
+        client: Some(Arc::new(client)),
         _permit: permit,
     })
 }
