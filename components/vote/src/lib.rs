@@ -39,7 +39,7 @@ async fn handle(request: Request) -> HttpResponse {
             Err(response) => response,
         }
     };
-    metrics.finish(response.status()).await;
+    metrics.finish(response.status());
     response
 }
 
@@ -169,8 +169,10 @@ async fn record(vote: &Vote) -> Result<(), GuestError> {
     let redis_url = guest_kit::variable("redis_url").await?;
     let redis_prefix = guest_kit::variable("redis_prefix").await?;
 
-    let db = guest_kit::open_postgres(&db_url, db_wait).await?;
+    // Redis first: the PostgreSQL connection holds one of the app's few slots, so it is taken
+    // last and given back as soon as the transaction ends.
     let redis = guest_kit::open_redis(&redis_url).await?;
+    let db = guest_kit::open_postgres(&db_url, db_wait).await?;
     db.execute("BEGIN", Vec::new())
         .await
         .map_err(guest_kit::postgres_error)?;
