@@ -66,7 +66,9 @@ impl Poll {
             .env("SPIN_VARIABLE_REDIS_PREFIX", &o.redis_prefix)
             // One load generator on loopback is one client: the limit would refuse it.
             .env("SPIN_VARIABLE_VOTE_RATE_LIMIT", "off")
-            .env("HONEY_LOG", "warn");
+            // Measure the serving path, not the log: at saturation the runtime would log every
+            // wait for a PostgreSQL slot.
+            .env("HONEY_LOG", "error");
         match &o.cache_dir {
             Some(dir) => cmd.arg("--cache-dir").arg(dir),
             None => cmd.arg("--no-cache"),
@@ -116,6 +118,10 @@ impl Native {
 }
 
 fn spawn(mut cmd: Command, name: &str, port: u16) -> anyhow::Result<Server> {
+    // A backtrace captured for every internal error (wasmtime makes one per finished guest
+    // task) is a debugging aid no deployment runs with.
+    cmd.env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
     let log = std::env::temp_dir().join(format!("honey-bench-{name}-{port}.log"));
     let file = std::fs::File::create(&log).context("creating a log file")?;
     cmd.stdout(Stdio::null()).stderr(file);
