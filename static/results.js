@@ -13,6 +13,7 @@
   const STALE_AFTER_MS = 2500;
 
   const body = document.body;
+  const bars = document.getElementById("bars");
   const rows = new Map();
   document.querySelectorAll("#bars .bar").forEach(function (li) {
     rows.set(li.dataset.choice, {
@@ -99,6 +100,9 @@
       sum += count;
       max = Math.max(max, count);
     });
+    // Counts past four digits (a big room, or a flood) get a smaller face, the same in every
+    // row, so they never run into the share column.
+    bars.dataset.digits = String(Math.min(String(max).length, 7));
     let leader = null;
     rows.forEach(function (row, id) {
       const entry = data[id];

@@ -219,6 +219,33 @@ test("the projector warns when results are stale and when the app is failing", a
   });
 });
 
+test("counts of a big room stay clear of the shares on the projector", async () => {
+  for (const counts of [[1234, 987, 4321, 56, 7], [98765, 1, 54321, 0, 12], [1234567, 0, 0, 0, 1]]) {
+    await withPage("projector", async (page) => {
+      const ids = ["print", "stare", "ai", "revert", "restart"];
+      const body = Object.fromEntries(ids.map((id, i) => [id, { count: counts[i], label: id }]));
+      await page.route("**/votes", (route) =>
+        route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(body) }),
+      );
+      await page.goto(h.BASE + "/results");
+      const max = String(Math.max(...counts));
+      await page.waitForFunction((m) => [...document.querySelectorAll("[data-count]")].some((e) => e.textContent === m), max);
+      await page.waitForTimeout(900); // counts and bars finish animating
+      for (const id of ids) {
+        const row = page.locator(`#bars .bar[data-choice="${id}"]`);
+        const count = await row.locator("[data-count]").boundingBox();
+        const share = await row.locator("[data-share]").boundingBox();
+        const rowBox = await row.boundingBox();
+        assert.ok(count.x >= share.x + share.width, `${id} ${counts}: count ${JSON.stringify(count)} overlaps share ${JSON.stringify(share)}`);
+        assert.ok(count.x + count.width <= rowBox.x + rowBox.width, `${id} ${counts}: count leaves its row`);
+      }
+      if (max.length === 5) {
+        await h.screenshot(page, "results-big-room-projector");
+      }
+    });
+  }
+});
+
 // The QR codes are decoded from what the browser drew: screenshot → PNG → jsQR.
 async function decodeQr(locator) {
   const png = PNG.sync.read(await locator.screenshot());
