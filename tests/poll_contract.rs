@@ -331,9 +331,14 @@ async fn pages_and_static_assets_are_served() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.bytes().await.unwrap().as_ref(),
-        std::fs::read(&file).unwrap().as_slice()
+    let served = r.bytes().await.unwrap();
+    let on_disk = std::fs::read(&file).unwrap();
+    assert!(
+        served.as_ref() == on_disk.as_slice(),
+        "/static/{name} is not {} ({} bytes served, {} on disk): rebuild with ./dev build",
+        file.display(),
+        served.len(),
+        on_disk.len()
     );
 
     let r = c.get(rt.url("/static/../spin.toml")).send().await.unwrap();
