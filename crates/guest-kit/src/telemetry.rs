@@ -156,7 +156,8 @@ async fn write_batches() {
     }
 }
 
-async fn write(increments: &Increments) -> Result<(), String> {
+/// The app's Redis and its key prefix, where the metrics live.
+async fn metrics_store() -> Result<(Connection, String), String> {
     let url = crate::variable("redis_url")
         .await
         .map_err(|e| e.to_string())?;
@@ -164,6 +165,11 @@ async fn write(increments: &Increments) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let redis = Connection::open(&url).await.map_err(|e| format!("{e:?}"))?;
+    Ok((redis, prefix))
+}
+
+async fn write(increments: &Increments) -> Result<(), String> {
+    let (redis, prefix) = metrics_store().await?;
     let (keys, argv) = increments.script_args(&prefix);
     let mut args = Vec::with_capacity(2 + keys.len() + argv.len());
     args.push(text(RECORD_SCRIPT));
@@ -216,13 +222,7 @@ return 1
 /// expires after `ttl` unless published again, so an instance that is gone
 /// stops counting within `ttl`: keep republishing while holding any.
 pub async fn publish_held_handles(held: usize, ttl: Duration) -> Result<(), String> {
-    let url = crate::variable("redis_url")
-        .await
-        .map_err(|e| e.to_string())?;
-    let prefix = crate::variable("redis_prefix")
-        .await
-        .map_err(|e| e.to_string())?;
-    let redis = Connection::open(&url).await.map_err(|e| format!("{e:?}"))?;
+    let (redis, prefix) = metrics_store().await?;
     let id = instance_id();
     redis
         .execute(
