@@ -95,7 +95,9 @@ async fn postgres_outside_the_allow_list_is_refused() {
         .unwrap()
         .get(0);
     assert_eq!(before, after);
-    let logs = rt.logs().join("\n");
+    let logs = rt
+        .logs_when("postgres address not in allowed_outbound_hosts")
+        .await;
     assert!(
         logs.contains("postgres address not in allowed_outbound_hosts"),
         "{logs}"
@@ -111,7 +113,9 @@ async fn redis_outside_the_allow_list_is_refused() {
         .spawn();
     let r = client().get(rt.url("/votes")).send().await.unwrap();
     assert_eq!(r.status(), 503);
-    let logs = rt.logs().join("\n");
+    let logs = rt
+        .logs_when("redis address not in allowed_outbound_hosts")
+        .await;
     assert!(
         logs.contains("redis address not in allowed_outbound_hosts"),
         "{logs}"
@@ -137,7 +141,7 @@ async fn service_chaining_needs_the_internal_host_in_the_allow_list() {
         503,
         "referral check cannot reach the referral component"
     );
-    let logs = rt.logs().join("\n");
+    let logs = rt.logs_when("service chaining not allowed").await;
     assert!(logs.contains("service chaining not allowed"), "{logs}");
     // Without a referral the vote does not need chaining and works.
     let r = client()
@@ -190,7 +194,7 @@ async fn runtime_metrics_show_permits_instances_and_requests() {
         text.contains("honey_runtime_instances_created_total{component=\"vote\"} 1"),
         "{text}"
     );
-    let logs = rt.logs().join("\n");
+    let logs = rt.logs_when("postgres permit: returned").await;
     assert!(
         logs.contains("postgres permit: taken") && logs.contains("postgres permit: returned"),
         "{logs}"

@@ -111,7 +111,9 @@ async fn five_held_connections_make_the_sixth_open_wait_until_one_is_dropped() {
     assert_eq!(status, 200);
     assert_eq!(p.host.value(WAITERS).await, 0.0);
     assert_eq!(p.host.value(IN_USE).await, 5.0);
-    let logs = p.logs();
+    let logs =
+        p.rt.logs_when("postgres permit: slot came free component=probe-a")
+            .await;
     assert!(
         logs.contains("postgres permit: returned component=probe-a"),
         "{logs}"

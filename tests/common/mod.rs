@@ -120,12 +120,25 @@ pub fn redis_url() -> String {
     env("HONEY_TEST_REDIS_URL")
 }
 
+/// A port for a server a test starts (a private PostgreSQL, a metrics listener). It is chosen
+/// below the kernel's ephemeral range, which any outgoing connection may take between our check
+/// and the server's bind, and never handed out twice in one test process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .max(10_001);
+    let mut given = GIVEN.lock().unwrap();
+    for _ in 0..1000 {
+        let port = fastrand::u16(10_000..low);
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port below {low}");
 }
 
 /// A running `honey up`, killed on drop. Its stderr is collected for assertions on logs.
@@ -210,14 +223,14 @@ impl RuntimeBuilder {
 
     /// Starts the runtime and waits until it serves; on failure returns its stderr.
     pub fn try_spawn(self) -> Result<Runtime, (String, Vec<String>)> {
-        let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_honey"));
         cmd.current_dir(repo())
             .arg("up")
             .arg("-f")
             .arg(&self.manifest)
+            // Port 0: the kernel picks a free port and the runtime prints it, as `spin up` does.
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg("127.0.0.1:0")
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env(
@@ -239,16 +252,19 @@ impl RuntimeBuilder {
                 }
             });
         }
-        let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let base = loop {
             if let Ok(Some(status)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
                 let l = logs.lock().unwrap().clone();
                 return Err((format!("honey exited with {status}: {}", l.join("\n")), l));
             }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
+            let serving = logs.lock().unwrap().iter().find_map(|l| {
+                l.strip_prefix("Serving ")
+                    .map(|url| url.trim().trim_end_matches('/').to_owned())
+            });
+            if let Some(base) = serving {
+                break base;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
@@ -259,7 +275,7 @@ impl RuntimeBuilder {
                 ));
             }
             std::thread::sleep(Duration::from_millis(25));
-        }
+        };
         Ok(Runtime {
             child,
             base,
@@ -283,6 +299,20 @@ impl Runtime {
 
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
+    }
+
+    /// The log once a line contains `needle`, waiting up to 5 s: the runtime writes a line before
+    /// it answers, but the thread that collects its output may read it a moment later. Returns
+    /// the log either way (the caller's assertion says what was missing).
+    pub async fn logs_when(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let logs = self.logs().join("\n");
+            if logs.contains(needle) || Instant::now() > deadline {
+                return logs;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn prefix(&self) -> &str {
