@@ -101,11 +101,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let metrics = metrics::RuntimeMetrics::new(pg_permits.clone());
     if let Some(addr) = args.metrics_listen {
         let metrics = metrics.clone();
-        let listener_check = std::net::TcpListener::bind(addr)
+        // Bound here, before the app loads, so a taken port stops start-up with a clear message.
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
             .with_context(|| format!("cannot listen for metrics on {addr}"))?;
-        drop(listener_check);
         tokio::spawn(async move {
-            if let Err(e) = metrics::serve(metrics, addr).await {
+            if let Err(e) = metrics::serve(metrics, listener).await {
                 tracing::error!(error = %e, "metrics listener failed");
             }
         });

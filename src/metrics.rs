@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -194,8 +193,11 @@ impl InstanceObserver for RuntimeMetrics {
 }
 
 /// Serves `GET /metrics` on its own listener, apart from the app's traffic.
-pub async fn serve(metrics: Arc<RuntimeMetrics>, addr: SocketAddr) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+pub async fn serve(
+    metrics: Arc<RuntimeMetrics>,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, "runtime metrics listening");
     loop {
         let Ok((stream, _)) = listener.accept().await else {

@@ -49,9 +49,13 @@ grep -Eo 'target/wasm32-wasip2/release/[a-z_-]+\.wasm' spin.toml | sort -u | whi
 done
 
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+# Below the kernel's ephemeral range: a port inside it may be taken by any outgoing connection
+# before the app binds it. (The QR codes need the public URL, so the port is chosen up front.)
+low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+(( low > 10001 )) || low=32768
 PORT=""
 for _ in $(seq 1 50); do
-  p=$(( (RANDOM % 20000) + 40000 ))
+  p=$(( (RANDOM % (low - 10000)) + 10000 ))
   tcp_open 127.0.0.1 "$p" || { PORT="$p"; break; }
 done
 [[ -n "$PORT" ]] || die "no free TCP port found"

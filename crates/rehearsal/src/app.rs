@@ -32,11 +32,18 @@ pub struct App {
     pub log: PathBuf,
 }
 
+/// A free port below the kernel's ephemeral range: one inside it may be taken by any outgoing
+/// connection between this check and the server's bind.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")
-        .context("cannot find a free port")?
-        .local_addr()?
-        .port())
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768)
+        .max(10_001);
+    (0..1000)
+        .map(|_| fastrand::u16(10_000..low))
+        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .with_context(|| format!("no free TCP port below {low}"))
 }
 
 impl App {
