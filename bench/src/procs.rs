@@ -1,7 +1,7 @@
 //! The servers under test: the poll (`honey up`) and the native baseline, each killed on drop.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -168,16 +168,6 @@ fn health_ok(stream: &mut TcpStream) -> bool {
     answer.starts_with(b"HTTP/1.1 200")
 }
 
-/// A free port below the kernel's ephemeral range (one inside it may be taken by an outgoing
-/// connection before the server binds it).
 fn free_port() -> anyhow::Result<u16> {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768)
-        .max(10_001);
-    (0..1000)
-        .map(|_| fastrand::u16(10_000..low))
-        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
-        .ok_or_else(|| anyhow::anyhow!("no free TCP port below {low}"))
+    Ok(free_port::free_port()?)
 }

@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -120,25 +119,10 @@ pub fn redis_url() -> String {
     env("HONEY_TEST_REDIS_URL")
 }
 
-/// A port for a server a test starts (a private PostgreSQL, a metrics listener). It is chosen
-/// below the kernel's ephemeral range, which any outgoing connection may take between our check
-/// and the server's bind, and never handed out twice in one test process.
+/// A port for a server a test starts with its port given up front (a private PostgreSQL, a
+/// metrics listener); see the `free-port` crate for why not port 0.
 pub fn free_port() -> u16 {
-    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768)
-        .max(10_001);
-    let mut given = GIVEN.lock().unwrap();
-    for _ in 0..1000 {
-        let port = fastrand::u16(10_000..low);
-        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            given.push(port);
-            return port;
-        }
-    }
-    panic!("no free port below {low}");
+    free_port::free_port().expect("a free port")
 }
 
 /// A running `honey up`, killed on drop. Its stderr is collected for assertions on logs.

@@ -1,6 +1,5 @@
 //! Starting and stopping the real app (`honey up`) for the rehearsal.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,18 +31,9 @@ pub struct App {
     pub log: PathBuf,
 }
 
-/// A free port below the kernel's ephemeral range: one inside it may be taken by any outgoing
-/// connection between this check and the server's bind.
+/// A port for a server started with its port given up front (see the `free-port` crate).
 pub fn free_port() -> anyhow::Result<u16> {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768)
-        .max(10_001);
-    (0..1000)
-        .map(|_| fastrand::u16(10_000..low))
-        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
-        .with_context(|| format!("no free TCP port below {low}"))
+    free_port::free_port().context("cannot find a free port")
 }
 
 impl App {
