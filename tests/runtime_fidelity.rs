@@ -17,20 +17,21 @@ const WAITERS: &str = "honey_runtime_pg_permit_waiters";
 struct Probe {
     rt: common::Runtime,
     host: HostMetrics,
+    // Holds the probe's runtime config; removed when the probe is dropped.
+    _dir: common::tempdir::Dir,
 }
 
 /// The probe app with a runtime config of `slots` connections and extra runtime flags.
 fn probe(slots: Option<usize>, flags: &[&str]) -> Probe {
     let metrics_port = free_port();
-    let dir = std::env::temp_dir().join(format!("honey-probe-{}", common::unique()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tempdir::Dir::new("probe");
     let mut b = RuntimeBuilder::new()
         .manifest(repo().join("tests/guests/probe/spin.toml"))
         .with_stores()
         .arg("--metrics-listen")
         .arg(format!("127.0.0.1:{metrics_port}"));
     if let Some(n) = slots {
-        let rc = dir.join("runtime-config.toml");
+        let rc = dir.path().join("runtime-config.toml");
         std::fs::write(&rc, format!("[outbound_pg]\nmax_connections = {n}\n")).unwrap();
         b = b.arg("--runtime-config-file").arg(rc.display().to_string());
     }
@@ -40,6 +41,7 @@ fn probe(slots: Option<usize>, flags: &[&str]) -> Probe {
     Probe {
         rt: b.spawn(),
         host: HostMetrics::new(metrics_port),
+        _dir: dir,
     }
 }
 
