@@ -79,7 +79,8 @@ fn run(mut args: Args) -> anyhow::Result<()> {
     eprintln!("bench: creating, migrating and seeding a database of its own");
     let db = stores::Database::create(&args.pg_admin_url, &format!("honey_bench_{id}"))?;
     let seed = db.migrate_and_seed()?;
-    let redis = stores::RedisPrefix::new(&args.redis_url, &format!("honey-bench:{id}:"))?;
+    let redis = redis_scratch::RedisPrefix::new(&args.redis_url, &format!("honey-bench:{id}:"))
+        .context("connecting to Redis (--redis-url)")?;
     let max_connections = stores::max_connections(std::path::Path::new("runtime-config.toml"))?;
 
     let poll_opts = PollOptions {

@@ -109,44 +109,6 @@ pub fn host_port(url: &str, default_port: u16) -> String {
     }
 }
 
-/// This run's Redis keys (everything under the prefix), deleted on drop.
-pub struct RedisPrefix {
-    url: String,
-    prefix: String,
-}
-
-impl RedisPrefix {
-    pub fn new(url: &str, prefix: &str) -> anyhow::Result<Self> {
-        redis::Client::open(url)
-            .and_then(|c| c.get_connection())
-            .with_context(|| format!("connecting to Redis at {url}"))?;
-        Ok(Self {
-            url: url.to_owned(),
-            prefix: prefix.to_owned(),
-        })
-    }
-
-    pub fn sub(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-}
-
-impl Drop for RedisPrefix {
-    fn drop(&mut self) {
-        let Ok(mut conn) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
-        else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query(&mut conn)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
-        }
-    }
-}
-
 /// `[outbound_pg] max_connections` of a Spin runtime config (the poll's PostgreSQL slots).
 pub fn max_connections(path: &Path) -> anyhow::Result<usize> {
     let text =

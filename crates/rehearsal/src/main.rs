@@ -126,6 +126,10 @@ async fn rehearse(
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
+    let redis_prefix = format!("{}{stamp}:{run}:", args.redis_prefix);
+    // The run's counts and metrics go when the run ends (after the app, dropped first).
+    let _keys = redis_scratch::RedisPrefix::new(&args.redis_url, &redis_prefix)
+        .context("connecting to Redis (--redis-url)")?;
     let spec = AppSpec {
         honey: args.honey.clone(),
         runtime_config: args.runtime_config.clone(),
@@ -134,7 +138,7 @@ async fn rehearse(
             db_host: args.db_host.clone(),
             redis_url: args.redis_url.clone(),
             redis_host: args.redis_host.clone(),
-            redis_prefix: format!("{}{stamp}:{run}:", args.redis_prefix),
+            redis_prefix,
         },
         port: free_port()?,
         metrics_port: free_port()?,
