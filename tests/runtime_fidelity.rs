@@ -1,7 +1,8 @@
 //! The runtime treats PostgreSQL connections and instances the way Spin (main, ≥ 4.1) does, so
 //! what the talk rehearses locally happens on stage: one `[outbound_pg] max_connections` pool per
 //! app, permits held by connection resources and returned when the resource or its instance is
-//! dropped, unbounded waits, and WASIp3 instance reuse (128 requests, 16 at once, 1 s idle).
+//! dropped, unbounded waits, a clean session for every guest that gets a pooled backend, and
+//! WASIp3 instance reuse (128 requests, 16 at once, 1 s idle).
 //!
 //! These use the probe component (tests/guests/probe), which keeps connections in a static.
 
@@ -180,6 +181,30 @@ async fn dropping_an_instance_returns_every_permit_it_held() {
     );
     let next = p.seen("/a/id").await;
     assert_eq!((next.served, next.held), (1, 0), "a fresh instance");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_reaches_the_next_guest_with_its_session_reset() {
+    // As Spin's host pool (deadpool's `RecyclingMethod::Clean`): whatever one guest leaves in
+    // its session — a setting, an advisory lock, a temp table — is gone before another guest
+    // gets the backend.
+    let p = probe(None, &[]);
+    let mut backends = std::collections::HashMap::<String, usize>::new();
+    for i in 0..12 {
+        let (status, text) = p.get("/a/session").await;
+        assert_eq!(status, 200, "{text}");
+        let (backend, rest) = text.split_once(' ').unwrap();
+        assert_eq!(rest, "app= locks=0 temp=false", "request {i} on {backend}");
+        *backends.entry(backend.to_owned()).or_default() += 1;
+        // Gives the background reset of the backend just given back time to finish, so the
+        // pool hands that backend out again instead of opening another.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Otherwise every guest got a new backend and nothing was proven.
+    assert!(
+        backends.values().any(|&n| n > 1),
+        "no backend was handed out twice: {backends:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,11 @@
 //! - `hold`: open a PostgreSQL connection (waiting as long as the host makes it) and keep it in a
 //!   static, so it lives exactly as long as the instance;
 //! - `release`: drop one held connection; `open-drop`: open one and drop it at once;
-//! - `sleep?ms=N`: answer after N ms; `id`: just answer.
+//! - `sleep?ms=N`: answer after N ms; `id`: just answer;
+//! - `session`: open a connection, report which backend it got and what the session carries over
+//!   from whoever used it before (`backend=<pid> app=<application_name> locks=<advisory locks
+//!   held> temp=<temp table?>`),
+//!   then leave all three dirty for the next guest and drop the connection.
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
@@ -84,6 +88,54 @@ async fn handle(request: Request) -> http::Response<FullBody<Bytes>> {
             answer(200, state())
         }
         "id" => answer(200, state()),
+        "session" => match session().await {
+            Ok(seen) => answer(200, seen),
+            Err(e) => answer(500, e),
+        },
         other => answer(404, format!("no action {other:?}")),
     }
+}
+
+/// What a backend handed to this guest still carries, then dirties it on purpose.
+async fn session() -> Result<String, String> {
+    let url = spin_sdk::variables::get("db_url")
+        .await
+        .map_err(|e| format!("db_url: {e}"))?;
+    let conn = pg::Connection::open(url)
+        .await
+        .map_err(|e| format!("open: {e}"))?;
+    let rows = conn
+        .query(
+            "SELECT pg_backend_pid(), current_setting('application_name'), \
+             (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()), \
+             to_regclass('pg_temp.probe_dirt') IS NOT NULL",
+            Vec::new(),
+        )
+        .await
+        .map_err(|e| format!("query: {e}"))?
+        .collect()
+        .await
+        .map_err(|e| format!("rows: {e}"))?;
+    let Some(row) = rows.first() else {
+        return Err("no row".into());
+    };
+    let seen = match (&row[0], &row[1], &row[2], &row[3]) {
+        (
+            pg::DbValue::Int32(pid),
+            pg::DbValue::Str(app),
+            pg::DbValue::Int64(locks),
+            pg::DbValue::Boolean(temp),
+        ) => format!("backend={pid} app={app} locks={locks} temp={temp}"),
+        other => return Err(format!("unexpected row {other:?}")),
+    };
+    for dirt in [
+        "SET application_name = 'probe-dirty'",
+        "SELECT pg_advisory_lock(4242)",
+        "CREATE TEMP TABLE IF NOT EXISTS probe_dirt (x int)",
+    ] {
+        conn.execute(dirt, Vec::new())
+            .await
+            .map_err(|e| format!("{dirt}: {e}"))?;
+    }
+    Ok(seen)
 }
