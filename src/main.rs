@@ -124,7 +124,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 idle_timeout: args.idle_instance_timeout,
                 request_timeout: args.request_timeout,
             },
-            metrics,
+            metrics: metrics.clone(),
             env: &env,
         },
     )
@@ -146,6 +146,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         r = server::serve(app, listener) => r,
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
+            metrics.begin_shutdown();
             Ok(())
         }
     }

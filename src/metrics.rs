@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ struct Inner {
 pub struct RuntimeMetrics {
     permits: Arc<PgPermits>,
     inner: Mutex<Inner>,
+    shutting_down: AtomicBool,
 }
 
 impl RuntimeMetrics {
@@ -43,7 +45,14 @@ impl RuntimeMetrics {
         Arc::new(Self {
             permits,
             inner: Mutex::default(),
+            shutting_down: AtomicBool::new(false),
         })
+    }
+
+    /// From here on the runtime is stopping: the instances still alive are dropped with it, and
+    /// wasmtime reports each as a failed worker. Expected, so not worth a warning.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -185,6 +194,9 @@ impl InstanceObserver for RuntimeMetrics {
         };
         match result {
             Ok(()) => tracing::info!(%component, live, "instance dropped"),
+            Err(_) if self.shutting_down.load(Ordering::Relaxed) => {
+                tracing::debug!(%component, live, "instance stopped with the runtime")
+            }
             Err(e) => {
                 tracing::warn!(%component, live, error = %format!("{e:?}"), "instance failed")
             }

@@ -208,6 +208,23 @@ async fn a_backend_reaches_the_next_guest_with_its_session_reset() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn stopping_the_runtime_drops_live_instances_without_a_warning() {
+    // The speaker stops `./dev up` with Ctrl-C while instances are alive (one holding a
+    // connection, as a leaked handle does): that is no failure, and the terminal must not show a
+    // warning with a backtrace as if it were.
+    let mut p = probe(Some(5), &[]);
+    p.seen("/a/hold").await;
+    p.seen("/b/id").await;
+    let status = p.rt.terminate();
+    assert!(status.success(), "honey exited with {status}");
+    let logs = p.rt.logs_when("shutting down").await;
+    assert!(logs.contains("shutting down"), "{logs}");
+    for alarming in ["WARN", "ERROR", "panicked", "backtrace"] {
+        assert!(!logs.contains(alarming), "{alarming} in the log:\n{logs}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_static_connection_lives_exactly_as_long_as_its_instance_under_the_idle_timeout() {
     // Non-default idle timeout: 3 s.
     let p = probe(None, &["--idle-instance-timeout", "3s"]);

@@ -285,6 +285,27 @@ impl Runtime {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Stops the runtime as Ctrl-C in a terminal or a Kubernetes rollout does (SIGTERM) and
+    /// waits up to 10 s for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for honey") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "honey did not exit within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The log once a line contains `needle`, waiting up to 5 s: the runtime writes a line before
     /// it answers, but the thread that collects its output may read it a moment later. Returns
     /// the log either way (the caller's assertion says what was missing).
