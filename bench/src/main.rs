@@ -20,7 +20,7 @@ use clap::Parser;
 
 use crate::load::{Load, Target};
 use crate::procs::{Poll, PollOptions};
-use crate::report::{Report, Row, Startup};
+use crate::report::{Report, Row, SaturationRound, Startup};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +43,10 @@ struct Args {
     /// Connections for the saturation runs.
     #[arg(long, default_value_t = 64)]
     connections: u32,
+    /// Saturation rounds, native and poll alternating; the round with the median ratio is
+    /// reported (two runs of the same build differ by up to 15 %, so one round proves little).
+    #[arg(long, default_value_t = 5)]
+    rounds: u32,
     /// A short smoke run (2 s steps): checks the bench works, numbers are indicative only.
     #[arg(long)]
     quick: bool,
@@ -71,7 +75,9 @@ fn main() -> std::process::ExitCode {
 fn run(mut args: Args) -> anyhow::Result<()> {
     if args.quick {
         args.seconds = 2;
+        args.rounds = 1;
     }
+    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     load::check_oha()?;
     let step = Duration::from_secs(args.seconds);
     let id = format!("{}_{}", std::process::id(), unix_seconds());
@@ -161,11 +167,25 @@ fn run(mut args: Args) -> anyhow::Result<()> {
         rows.push(Row::new(&label, "poll", p, &n));
     }
     let saturate = vote.clone().connections(args.connections);
-    let native_sat = saturate.run(&native_target)?;
-    let poll_sat = saturate.run(&poll_target)?;
+    let mut rounds = Vec::new();
+    for round in 0..args.rounds {
+        // Who goes first alternates, so a machine warming up or slowing down hits both sides.
+        let (native_sat, poll_sat) = if round % 2 == 0 {
+            let n = saturate.run(&native_target)?;
+            (n, saturate.run(&poll_target)?)
+        } else {
+            let p = saturate.run(&poll_target)?;
+            (saturate.run(&native_target)?, p)
+        };
+        rounds.push(SaturationRound::new(native_sat, poll_sat));
+    }
+    let median = SaturationRound::median(&rounds)
+        .context("no saturation round ran")?
+        .clone();
+    let native_sat = median.native.clone();
     let label = format!("POST /vote, saturation ({} conn.)", args.connections);
     rows.push(Row::new(&label, "native", native_sat.clone(), &native_sat));
-    rows.push(Row::new(&label, "poll", poll_sat, &native_sat));
+    rows.push(Row::new(&label, "poll", median.poll, &native_sat));
     for path in ["/votes", "/"] {
         let r = Load::get(path)
             .connections(args.connections)
@@ -188,6 +208,7 @@ fn run(mut args: Args) -> anyhow::Result<()> {
         max_connections,
         startup,
         rows,
+        saturation_rounds: rounds,
     };
     println!("{}", report.table());
     if let Some(path) = &args.json {

@@ -28,17 +28,48 @@ pub struct Row {
 
 impl Row {
     pub fn new(load: &str, server: &'static str, measured: Measured, native: &Measured) -> Self {
-        let ratio_to_native = if native.ok_per_second > 0.0 {
-            measured.ok_per_second / native.ok_per_second
-        } else {
-            0.0
-        };
+        let ratio_to_native = ratio(&measured, native);
         Self {
             load: load.to_owned(),
             server,
             measured,
             ratio_to_native,
         }
+    }
+}
+
+/// One saturation round: native and poll flat out, one right after the other.
+#[derive(Clone, Debug, Serialize)]
+pub struct SaturationRound {
+    pub native: Measured,
+    pub poll: Measured,
+    /// The poll's successful answers per second as a fraction of native's in this round.
+    pub ratio_to_native: f64,
+}
+
+impl SaturationRound {
+    pub fn new(native: Measured, poll: Measured) -> Self {
+        let ratio_to_native = ratio(&poll, &native);
+        Self {
+            native,
+            poll,
+            ratio_to_native,
+        }
+    }
+
+    /// The round whose ratio is the median (the lower middle one for an even count).
+    pub fn median(rounds: &[SaturationRound]) -> Option<&SaturationRound> {
+        let mut by_ratio: Vec<&SaturationRound> = rounds.iter().collect();
+        by_ratio.sort_by(|a, b| a.ratio_to_native.total_cmp(&b.ratio_to_native));
+        by_ratio.get(by_ratio.len().checked_sub(1)? / 2).copied()
+    }
+}
+
+fn ratio(measured: &Measured, native: &Measured) -> f64 {
+    if native.ok_per_second > 0.0 {
+        measured.ok_per_second / native.ok_per_second
+    } else {
+        0.0
     }
 }
 
@@ -50,6 +81,8 @@ pub struct Report {
     pub max_connections: usize,
     pub startup: Startup,
     pub rows: Vec<Row>,
+    /// Every saturation round; `rows` shows the one with the median ratio.
+    pub saturation_rounds: Vec<SaturationRound>,
 }
 
 /// "N cores, <CPU model>".
@@ -162,10 +195,62 @@ impl Report {
             );
         }
         let _ = writeln!(t);
+        let per_round: Vec<String> = self
+            .saturation_rounds
+            .iter()
+            .map(|r| format!("{:.0}%", r.ratio_to_native * 100.0))
+            .collect();
+        let _ = writeln!(
+            t,
+            "POST /vote saturation, poll vs native in {} alternating round(s): {}; the table shows the median round",
+            self.saturation_rounds.len(),
+            per_round.join(" "),
+        );
         let _ = write!(
             t,
             "targets: poll >= 50% of native at saturation; poll p99 < 10 ms at 500/s; no errors below saturation"
         );
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(native: f64, poll: f64) -> SaturationRound {
+        let m = |ok_per_second| Measured {
+            ok_per_second,
+            ..Measured::default()
+        };
+        SaturationRound::new(m(native), m(poll))
+    }
+
+    #[test]
+    fn the_median_round_is_picked_by_ratio_not_by_order() {
+        let rounds = [
+            round(5000.0, 2500.0),
+            round(6000.0, 2400.0),
+            round(4000.0, 2400.0),
+        ];
+        let median = SaturationRound::median(&rounds).unwrap();
+        assert!((median.ratio_to_native - 0.5).abs() < 1e-9);
+        assert!((median.native.ok_per_second - 5000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_even_count_takes_the_lower_middle_round() {
+        let rounds = [round(100.0, 60.0), round(100.0, 40.0)];
+        assert!((SaturationRound::median(&rounds).unwrap().ratio_to_native - 0.4).abs() < 1e-9);
+    }
+
+    #[test]
+    fn no_rounds_have_no_median() {
+        assert!(SaturationRound::median(&[]).is_none());
+    }
+
+    #[test]
+    fn a_native_that_answered_nothing_gives_ratio_zero() {
+        assert_eq!(round(0.0, 10.0).ratio_to_native, 0.0);
     }
 }
