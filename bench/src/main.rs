@@ -45,7 +45,7 @@ struct Args {
     connections: u32,
     /// Saturation rounds, native and poll alternating; the round with the median ratio is
     /// reported (two runs of the same build differ by up to 15 %, so one round proves little).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
     /// A short smoke run (2 s steps): checks the bench works, numbers are indicative only.
     #[arg(long)]
@@ -77,7 +77,6 @@ fn run(mut args: Args) -> anyhow::Result<()> {
         args.seconds = 2;
         args.rounds = 1;
     }
-    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     load::check_oha()?;
     let step = Duration::from_secs(args.seconds);
     let id = format!("{}_{}", std::process::id(), unix_seconds());
