@@ -243,7 +243,9 @@ pub fn analyse(
         timeline.push(Moment {
             at_s: *t,
             what: format!(
-                "handle leaked #{} (a referral key lookup timed out; {} of {} slots now held)",
+                // Its slot was taken when the lookup began (maybe before exhaustion shows up
+                // above); the leak is that the timed-out lookup never gives it back.
+                "handle leaked #{} (a referral key lookup timed out and kept its slot; {} of {} slots leaked)",
                 i + 1,
                 i + 1,
                 p.slots
@@ -263,7 +265,7 @@ pub fn analyse(
         timeline.push(Moment {
             at_s: e,
             what: format!(
-                "pool exhausted for good: all {} PostgreSQL slots held and never returned",
+                "pool exhausted for good: all {} PostgreSQL slots taken, none returned before the fix",
                 p.slots
             ),
         });
