@@ -7,7 +7,8 @@
 # against the SpinKube CRDs and GitHub's workflow schema, promtool, amtool).
 #
 #   tests/k8s/run.sh            installs the tools first (tests/k8s/install-tools.sh)
-#   tests/k8s/fetch-schemas.sh  downloads the schemas for a machine without ../shared
+#   tests/k8s/fetch-schemas.sh  downloads the schemas (run.sh does it into .cache/ when it
+#                               finds no shared directory)
 #
 # Environment: SHARED_DIR (the directory holding schemas/; default: the first
 # of <repo>/../shared and /work/shared that has schemas/ — CI may check the
@@ -20,7 +21,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
-# The schemas are upstream files kept outside the repo. Find them before
+# The schemas are upstream files kept outside the repo. Find (or fetch) them before
 # installing anything, so a missing directory fails in a second, clearly.
 SCHEMA_FILES=(spinapp-crd.yaml spinapp-crd-v0.6.1.yaml spinappexecutor-crd.yaml mirrord-schema.json)
 if [ -n "${SHARED_DIR:-}" ]; then
@@ -30,11 +31,15 @@ else
   for candidate in "$ROOT/../shared" /work/shared; do
     if [ -d "$candidate/schemas" ]; then SHARED_DIR="$(cd "$candidate" && pwd)"; break; fi
   done
-  [ -n "${SHARED_DIR:-}" ] || {
-    echo "k8s: no schemas/ found in $ROOT/../shared or /work/shared;" \
-      "set SHARED_DIR to the directory that holds schemas/ (${SCHEMA_FILES[*]})," \
-      "or download the pinned upstream files: tests/k8s/fetch-schemas.sh DIR && SHARED_DIR=DIR $0" >&2
-    exit 1; }
+  if [ -z "${SHARED_DIR:-}" ]; then
+    # Not one of the project's machines: the pinned upstream files, downloaded once.
+    SHARED_DIR="$ROOT/.cache/k8s-shared"
+    echo "k8s: no schemas/ in $ROOT/../shared or /work/shared; fetching the pinned files into $SHARED_DIR" >&2
+    "$ROOT/tests/k8s/fetch-schemas.sh" "$SHARED_DIR" >&2 || {
+      echo "k8s: cannot download the schemas; set SHARED_DIR to a directory whose schemas/" \
+        "holds ${SCHEMA_FILES[*]}" >&2
+      exit 1; }
+  fi
 fi
 SCHEMAS="$SHARED_DIR/schemas"
 for f in "${SCHEMA_FILES[@]}"; do
